@@ -1,0 +1,409 @@
+//! The host manager's state and every decision it makes, as plain sync methods (no I/O, no clock).
+//!
+//! The actor in `host_manager.rs` feeds it observations (listings, events, probe windows,
+//! restart outcomes) with the current time, and carries out the [`Plan`]s it returns.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use super::protocol::{CommandError, Content};
+use crate::health::{self, Need, Reason};
+use crate::model::{self, ContainerRecord, ContainerState, DockerState, LookupError, ObservedContainer};
+use crate::policy::{Decision, RestartPolicy, RestartTracker};
+use crate::runtime::{EventKind, RuntimeEvent, Selector};
+
+/// Label that excludes a container from monitoring.
+pub const IGNORE_LABEL: &str = "hms.ignore";
+/// Label overriding the threshold of one container.
+pub const THRESHOLD_LABEL: &str = "hms.threshold";
+/// How many removals are remembered for delta pulls.
+const TOMBSTONES: usize = 1024;
+
+/// One watched container.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    pub obs: ObservedContainer,
+    pub streak: u32,
+    pub loss: Option<f64>,
+    pub restarts: u64,
+    pub last_restart: Option<OffsetDateTime>,
+    pub tracker: RestartTracker,
+    /// Windows that started before this instant describe an earlier life of the container.
+    pub running_since: Instant,
+    /// A reconcile is scheduled for this instant.
+    pub retry_at: Option<Instant>,
+    /// Content version of the last change to the published record.
+    pub version: u64,
+    published: Option<ContainerRecord>,
+}
+
+/// What to start or restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartOp {
+    /// `docker start` a stopped container.
+    Start,
+    /// Kill-fast restart of a running container.
+    Restart,
+}
+
+/// What the actor must do for one container.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Plan {
+    Nothing,
+    Act { op: RestartOp, reason: Reason, attempt: u64 },
+    RetryAfter(Duration),
+    Quarantined { until: Instant },
+}
+
+/// What an engine event calls for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventEffect {
+    /// The state is known: decide now.
+    Reconcile(String),
+    /// Ask the engine for the container's details first.
+    Inspect(String),
+    Nothing,
+}
+
+/// Everything a host manager knows.
+#[derive(Debug)]
+pub struct HostState {
+    pub name: String,
+    pub threshold: u8,
+    pub confirm: u32,
+    pub select: Option<Selector>,
+    /// Names put on the ignore list by users.
+    pub ignored: BTreeSet<String>,
+    /// Names users asked to monitor despite an `hms.ignore` label.
+    pub monitored: BTreeSet<String>,
+    pub containers: BTreeMap<String, Tracked>,
+    pub version: u64,
+    tombstones: Vec<(String, u64)>,
+    /// Deltas from versions below this need a full snapshot.
+    pruned_upto: u64,
+}
+
+impl HostState {
+    pub fn new(name: String, threshold: u8, confirm: u32, select: Option<Selector>) -> Self {
+        Self {
+            name,
+            threshold,
+            confirm,
+            select,
+            ignored: BTreeSet::new(),
+            monitored: BTreeSet::new(),
+            containers: BTreeMap::new(),
+            version: 0,
+            tombstones: Vec::new(),
+            pruned_upto: 0,
+        }
+    }
+
+    fn in_scope(&self, obs: &ObservedContainer) -> bool {
+        self.select.as_ref().is_none_or(|s| s.matches(&obs.labels))
+    }
+
+    /// Whether the container is excluded from monitoring (ignore list, or label not overridden).
+    pub fn is_ignored(&self, obs: &ObservedContainer) -> bool {
+        let labelled = obs.labels.get(IGNORE_LABEL).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        self.ignored.contains(&obs.name) || (labelled && !self.monitored.contains(&obs.name))
+    }
+
+    /// The container's threshold: its `hms.threshold` label when valid, else the host's.
+    pub fn threshold_of(&self, obs: &ObservedContainer) -> u8 {
+        let label = obs.labels.get(THRESHOLD_LABEL).and_then(|v| crate::config::parse_threshold(v).ok());
+        label.unwrap_or(self.threshold)
+    }
+
+    /// Records what the engine says about one container; out-of-scope ones are dropped.
+    pub fn observe(&mut self, obs: ObservedContainer, now: Instant) {
+        if !self.in_scope(&obs) {
+            self.remove(&obs.id);
+            return;
+        }
+        match self.containers.get_mut(&obs.id) {
+            Some(t) => {
+                if obs.state == DockerState::Running && t.obs.state != DockerState::Running {
+                    t.running_since = now;
+                    t.streak = 0;
+                }
+                t.obs = obs;
+            }
+            None => {
+                let t = Tracked {
+                    obs: obs.clone(),
+                    streak: 0,
+                    loss: None,
+                    restarts: 0,
+                    last_restart: None,
+                    tracker: RestartTracker::default(),
+                    running_since: now,
+                    retry_at: None,
+                    version: 0,
+                    published: None,
+                };
+                self.containers.insert(obs.id, t);
+            }
+        }
+    }
+
+    /// Applies a full listing: observes every listed container, forgets the unlisted ones.
+    /// Returns the ids of the forgotten.
+    pub fn sync(&mut self, listed: Vec<ObservedContainer>, now: Instant) -> Vec<String> {
+        let seen: BTreeSet<String> = listed.iter().map(|o| o.id.clone()).collect();
+        for obs in listed {
+            self.observe(obs, now);
+        }
+        let gone: Vec<String> = self.containers.keys().filter(|id| !seen.contains(*id)).cloned().collect();
+        gone.iter().for_each(|id| self.remove(id));
+        gone
+    }
+
+    /// Forgets a container, leaving a tombstone for delta pulls.
+    pub fn remove(&mut self, id: &str) {
+        if self.containers.remove(id).is_some() {
+            self.version += 1;
+            self.tombstones.push((id.to_owned(), self.version));
+            if self.tombstones.len() > TOMBSTONES {
+                let (_, v) = self.tombstones.remove(0);
+                self.pruned_upto = v;
+            }
+        }
+    }
+
+    /// Folds an engine event into the state and says what it calls for.
+    pub fn on_event(&mut self, ev: &RuntimeEvent, now: Instant) -> EventEffect {
+        let Some(t) = self.containers.get_mut(&ev.id) else {
+            let creates = matches!(ev.kind, EventKind::Start | EventKind::Health(_));
+            return if creates { EventEffect::Inspect(ev.id.clone()) } else { EventEffect::Nothing };
+        };
+        match &ev.kind {
+            EventKind::Die | EventKind::Stop | EventKind::Oom => {
+                t.obs.state = DockerState::Exited;
+                t.streak = 0;
+                EventEffect::Reconcile(ev.id.clone())
+            }
+            EventKind::Health(h) => {
+                t.obs.health = *h;
+                EventEffect::Reconcile(ev.id.clone())
+            }
+            EventKind::Start => {
+                if t.obs.state != DockerState::Running {
+                    t.running_since = now;
+                    t.streak = 0;
+                }
+                t.obs.state = DockerState::Running;
+                EventEffect::Inspect(ev.id.clone())
+            }
+            EventKind::Kill => EventEffect::Inspect(ev.id.clone()),
+            EventKind::Destroy => {
+                self.remove(&ev.id);
+                EventEffect::Nothing
+            }
+        }
+    }
+
+    /// Folds a probe window in. Returns false when the window was stale and discarded.
+    pub fn on_window(&mut self, id: &str, ip: IpAddr, started: Instant, loss: f64) -> bool {
+        let threshold = match self.containers.get(id) {
+            Some(t) => self.threshold_of(&t.obs),
+            None => return false,
+        };
+        let Some(t) = self.containers.get_mut(id) else { return false };
+        let current = t.obs.state == DockerState::Running && t.obs.ip == Some(ip);
+        if !current || t.tracker.in_flight() || started < t.running_since {
+            return false;
+        }
+        t.loss = Some(loss);
+        t.streak = health::next_streak(t.streak, loss, threshold);
+        true
+    }
+
+    /// Decides what one container needs now, recording a restart it orders.
+    pub fn plan(&mut self, id: &str, policy: &RestartPolicy, now: Instant, wall: OffsetDateTime, unit: f64) -> Plan {
+        let Some(t) = self.containers.get(id) else { return Plan::Nothing };
+        if self.is_ignored(&t.obs) {
+            return Plan::Nothing;
+        }
+        let confirm = self.confirm;
+        let Some(t) = self.containers.get_mut(id) else { return Plan::Nothing };
+        if t.retry_at.is_some_and(|at| at <= now) {
+            t.retry_at = None;
+        }
+        let need = health::verdict(t.obs.state, t.obs.health, t.streak, confirm, t.loss.unwrap_or(0.0));
+        let (op, reason) = match need {
+            Need::Nothing => return Plan::Nothing,
+            Need::Start(r) => (RestartOp::Start, r),
+            Need::Restart(r) => (RestartOp::Restart, r),
+        };
+        match t.tracker.decide(policy, now, unit) {
+            Decision::Now => {
+                t.tracker.begin(policy, now);
+                t.restarts += 1;
+                t.last_restart = Some(wall);
+                t.streak = 0;
+                Plan::Act { op, reason, attempt: t.restarts }
+            }
+            Decision::After(d) if t.retry_at.is_none() => {
+                t.retry_at = Some(now + d);
+                Plan::RetryAfter(d)
+            }
+            Decision::Quarantine { until } => {
+                t.tracker.quarantine(until);
+                t.retry_at = Some(until);
+                Plan::Quarantined { until }
+            }
+            Decision::After(_) | Decision::InFlight | Decision::Quarantined => Plan::Nothing,
+        }
+    }
+
+    /// A restart ended; `obs` is the container as inspected afterwards.
+    pub fn restart_done(&mut self, id: &str, obs: Option<ObservedContainer>, now: Instant) {
+        if let Some(t) = self.containers.get_mut(id) {
+            t.tracker.finish();
+        }
+        match obs {
+            Some(obs) => self.observe(obs, now),
+            None => self.remove(id),
+        }
+    }
+
+    /// The published state of a container.
+    fn published_state(&self, t: &Tracked, now: Instant) -> ContainerState {
+        if self.is_ignored(&t.obs) {
+            return ContainerState::Ignored;
+        }
+        if t.tracker.is_quarantined(now) {
+            return ContainerState::Quarantined;
+        }
+        if t.tracker.in_flight() {
+            return ContainerState::Restarting;
+        }
+        match t.obs.state {
+            DockerState::Running => ContainerState::Running,
+            DockerState::Restarting => ContainerState::Restarting,
+            DockerState::Exited | DockerState::Dead | DockerState::Created => ContainerState::Stopped,
+            _ => ContainerState::Unknown,
+        }
+    }
+
+    /// The record published for a container.
+    pub fn record(&self, id: &str, now: Instant) -> Option<ContainerRecord> {
+        let t = self.containers.get(id)?;
+        Some(ContainerRecord {
+            id: t.obs.short_id().to_owned(),
+            name: t.obs.name.clone(),
+            image: t.obs.image.clone(),
+            host: self.name.clone(),
+            ip: t.obs.ip.map(|ip| ip.to_string()),
+            state: self.published_state(t, now),
+            packet_loss: t.loss,
+            threshold: self.threshold_of(&t.obs),
+            restarts: t.restarts,
+            last_restart: t.last_restart.map(model::rfc3339),
+            full_id: t.obs.id.clone(),
+        })
+    }
+
+    /// Re-derives every record; bumps the version for each that changed. True when any did.
+    pub fn touch_all(&mut self, now: Instant) -> bool {
+        let ids: Vec<String> = self.containers.keys().cloned().collect();
+        let before = self.version;
+        ids.iter().for_each(|id| {
+            self.touch(id, now);
+        });
+        self.version != before
+    }
+
+    /// Re-derives one record; bumps the version when it changed.
+    pub fn touch(&mut self, id: &str, now: Instant) -> bool {
+        let Some(rec) = self.record(id, now) else { return false };
+        let Some(t) = self.containers.get_mut(id) else { return false };
+        if t.published.as_ref() == Some(&rec) {
+            return false;
+        }
+        self.version += 1;
+        t.version = self.version;
+        t.published = Some(rec);
+        true
+    }
+
+    /// The content for a pull: everything, or what changed after `since`.
+    pub fn content(&self, since: Option<u64>) -> Content {
+        let delta_from = since.filter(|&v| v >= self.pruned_upto && v <= self.version);
+        let containers = self.containers.values();
+        let changed = containers.filter(|t| delta_from.is_none_or(|v| t.version > v));
+        let removed = match delta_from {
+            Some(v) => self.tombstones.iter().filter(|(_, tv)| *tv > v).map(|(id, _)| id.clone()).collect(),
+            None => Vec::new(),
+        };
+        Content {
+            host: self.name.clone(),
+            version: self.version,
+            threshold: self.threshold,
+            full: delta_from.is_none(),
+            containers: changed.filter_map(|t| t.published.clone()).collect(),
+            removed,
+        }
+    }
+
+    /// Finds a container by full id, short id, unique prefix or name.
+    pub fn resolve(&self, query: &str) -> Result<String, CommandError> {
+        let items = self.containers.values().map(|t| (t.obs.id.as_str(), t.obs.name.as_str()));
+        model::resolve(items, query).map(str::to_owned).map_err(|e| match e {
+            LookupError::NotFound => CommandError::NotFound(query.to_owned()),
+            LookupError::Ambiguous(candidates) => CommandError::Ambiguous { query: query.to_owned(), candidates },
+        })
+    }
+
+    /// Puts a container on the ignore list.
+    pub fn ignore(&mut self, query: &str) -> Result<String, CommandError> {
+        let id = self.resolve(query)?;
+        let obs = &self.containers[&id].obs;
+        if self.is_ignored(obs) {
+            return Err(CommandError::Conflict(format!("container {} is already ignored", obs.name)));
+        }
+        let name = obs.name.clone();
+        self.monitored.remove(&name);
+        self.ignored.insert(name);
+        Ok(id)
+    }
+
+    /// Takes a container off the ignore list, or out of quarantine.
+    pub fn monitor(&mut self, query: &str, now: Instant) -> Result<String, CommandError> {
+        let id = self.resolve(query)?;
+        let t = &self.containers[&id];
+        let (ignored, quarantined) = (self.is_ignored(&t.obs), t.tracker.is_quarantined(now));
+        if !ignored && !quarantined {
+            return Err(CommandError::Conflict(format!("container {} is already monitored", t.obs.name)));
+        }
+        let name = t.obs.name.clone();
+        self.ignored.remove(&name);
+        if self.is_ignored(&self.containers[&id].obs) {
+            self.monitored.insert(name);
+        }
+        if let Some(t) = self.containers.get_mut(&id) {
+            t.tracker.release();
+            t.retry_at = None;
+        }
+        Ok(id)
+    }
+
+    /// Whether a container should have a probe (`None`: no) and at which address
+    /// (`Some(None)`: probe paused, the container has no address or is not running).
+    pub fn probe_target(&self, id: &str) -> Option<Option<IpAddr>> {
+        let t = self.containers.get(id).filter(|t| !self.is_ignored(&t.obs))?;
+        Some(t.obs.ip.filter(|_| t.obs.state == DockerState::Running))
+    }
+
+    /// A restart ended but the container's state could not be read.
+    pub fn restart_done_unknown(&mut self, id: &str) {
+        if let Some(t) = self.containers.get_mut(id) {
+            t.tracker.finish();
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! `hms`: the HMS node binary.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use hms::bench::BenchCmd;
+use hms::cli::{StandaloneOpts, init_logging};
+use hms::http::{self, Api};
+use hms::node::{Node, NodeParts};
+use hms::probe::icmp::IcmpProber;
+use hms::runtime::docker::DockerRuntime;
+
+#[derive(Parser)]
+#[command(name = "hms", version, about = "Health monitor for Docker fleets")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Controller + local manager + REST in one process, on the local Docker engine.
+    Standalone(StandaloneOpts),
+    /// Benchmarks (MTTR against a bare docker start, probing cost).
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Cmd::Standalone(opts) => standalone(opts).await,
+        Cmd::Bench(cmd) => hms::bench::run(cmd).await,
+    }
+}
+
+async fn standalone(opts: StandaloneOpts) -> anyhow::Result<()> {
+    init_logging(opts.log_format);
+    let manager = opts.manager.to_config().map_err(anyhow::Error::msg)?;
+    let token = opts.api_token.clone().filter(|t| !t.is_empty());
+    if let Err(e) = http::check_bind(opts.http, token.as_deref()) {
+        bail!("{e} (--http)");
+    }
+    let runtime = DockerRuntime::connect(manager.stop_timeout).await.context("cannot start: docker engine")?;
+    let prober = IcmpProber::new().context("cannot start: icmp probing")?;
+    let listener = tokio::net::TcpListener::bind(opts.http)
+        .await
+        .with_context(|| format!("cannot listen on {} (--http)", opts.http))?;
+    let parts = NodeParts {
+        runtime: Arc::new(runtime),
+        prober: Arc::new(prober),
+        manager,
+        controller: opts.controller_config(),
+    };
+    let node = Node::standalone(parts, opts.data_dir.as_deref()).await.context("cannot start the node")?;
+    let api = Api {
+        controller: node.controller.clone(),
+        timeout: std::time::Duration::from_secs(5),
+        token: token.map(Into::into),
+    };
+    tracing::info!(http = %listener.local_addr()?, "hms standalone running");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(http::serve(listener, api, async move {
+        let _ = stop_rx.await;
+    }));
+    hms::shutdown::signal().await;
+    let _ = stop_tx.send(());
+    node.stop().await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    tracing::info!("hms stopped");
+    Ok(())
+}

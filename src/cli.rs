@@ -1,0 +1,149 @@
+//! Command-line options shared by the `hms` subcommands, each also read from an `HMS_*` variable,
+//! and their validation into typed configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::config::{ControllerConfig, ManagerConfig, parse_secs, parse_threshold};
+use crate::policy::{PolicyParams, RestartPolicy};
+use crate::probe::WindowSpec;
+use crate::runtime::Selector;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Initialises logging once: `RUST_LOG` filters (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Options of a host manager.
+#[derive(Debug, Clone, Args)]
+pub struct ManagerOpts {
+    /// This host's name in the fleet (default: the machine's hostname).
+    #[arg(long, env = "HMS_NAME")]
+    pub name: Option<String>,
+    /// Watch only containers with this label (KEY=VALUE).
+    #[arg(long, env = "HMS_SELECT", value_parser = |s: &str| s.parse::<Selector>())]
+    pub select: Option<Selector>,
+    /// Packet-loss threshold in percent (0–100), until one is set at run time.
+    #[arg(long, env = "HMS_THRESHOLD", default_value = "30", value_parser = parse_threshold)]
+    pub threshold: u8,
+    /// Consecutive probe windows over threshold before a restart.
+    #[arg(long, env = "HMS_CONFIRM", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub confirm: u32,
+    /// Echo requests per probe window.
+    #[arg(long, env = "HMS_PROBE_COUNT", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub probe_count: u16,
+    /// Gap between echo requests, in seconds.
+    #[arg(long, env = "HMS_PROBE_INTERVAL", default_value = "0.01", value_parser = parse_secs)]
+    pub probe_interval: Duration,
+    /// Per-request timeout, in seconds.
+    #[arg(long, env = "HMS_PROBE_TIMEOUT", default_value = "0.1", value_parser = parse_secs)]
+    pub probe_timeout: Duration,
+    /// One probe window per period, in seconds.
+    #[arg(long, env = "HMS_PROBE_PERIOD", default_value = "1", value_parser = parse_secs)]
+    pub probe_period: Duration,
+    /// Stop timeout of policy-ordered restarts, in seconds.
+    #[arg(long, env = "HMS_STOP_TIMEOUT", default_value = "1", value_parser = parse_secs)]
+    pub stop_timeout: Duration,
+    /// First restart back-off, in seconds.
+    #[arg(long, env = "HMS_RESTART_BACKOFF", default_value = "0.5", value_parser = parse_secs)]
+    pub restart_backoff: Duration,
+    /// Longest restart back-off, in seconds.
+    #[arg(long, env = "HMS_RESTART_BACKOFF_MAX", default_value = "30", value_parser = parse_secs)]
+    pub restart_backoff_max: Duration,
+    /// Restarts allowed within the restart window before quarantine.
+    #[arg(long, env = "HMS_MAX_RESTARTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_restarts: u32,
+    /// The restart window, in seconds.
+    #[arg(long, env = "HMS_RESTART_WINDOW", default_value = "60", value_parser = parse_secs)]
+    pub restart_window: Duration,
+    /// Quarantine length, in seconds.
+    #[arg(long, env = "HMS_QUARANTINE", default_value = "300", value_parser = parse_secs)]
+    pub quarantine: Duration,
+    /// Full listing period, in seconds.
+    #[arg(long, env = "HMS_RESYNC", default_value = "10", value_parser = parse_secs)]
+    pub resync: Duration,
+}
+
+impl ManagerOpts {
+    /// Validates into a manager configuration.
+    pub fn to_config(&self) -> Result<ManagerConfig, String> {
+        let policy = RestartPolicy::try_new(PolicyParams {
+            base: self.restart_backoff,
+            max: self.restart_backoff_max,
+            jitter: 0.2,
+            max_restarts: self.max_restarts,
+            window: self.restart_window,
+            stable: self.restart_window / 2,
+            quarantine: self.quarantine,
+        })
+        .map_err(|e| format!("--restart-backoff/--max-restarts: {e}"))?;
+        let window = WindowSpec { count: self.probe_count, interval: self.probe_interval, timeout: self.probe_timeout };
+        let name = match &self.name {
+            Some(n) if !n.trim().is_empty() => n.trim().to_owned(),
+            Some(_) => return Err("--name must not be empty".to_owned()),
+            None => hostname(),
+        };
+        let mut c = ManagerConfig::new(name);
+        c.select = self.select.clone();
+        c.threshold = self.threshold;
+        c.confirm = self.confirm;
+        c.window = window;
+        c.probe_period = self.probe_period;
+        c.policy = policy;
+        c.stop_timeout = self.stop_timeout;
+        c.resync = self.resync;
+        Ok(c)
+    }
+}
+
+/// The machine's hostname, or `localhost`.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Options of `hms standalone`.
+#[derive(Debug, Clone, Args)]
+pub struct StandaloneOpts {
+    /// REST listen address (loopback only, unless HMS_API_TOKEN is set).
+    #[arg(long, env = "HMS_HTTP", default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// Aggregation window of the controller, in seconds, until one is set at run time.
+    #[arg(long, env = "HMS_AGGREGATION", default_value = "0.5", value_parser = parse_secs)]
+    pub aggregation: Duration,
+    /// Directory of the durable settings (default: not persisted).
+    #[arg(long, env = "HMS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Bearer token required on mutating REST requests.
+    #[arg(long, env = "HMS_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Log format.
+    #[arg(long, env = "HMS_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub manager: ManagerOpts,
+}
+
+impl StandaloneOpts {
+    pub fn controller_config(&self) -> ControllerConfig {
+        ControllerConfig { aggregation: self.aggregation, ..ControllerConfig::default() }
+    }
+}

@@ -1,0 +1,109 @@
+//! Typed, validated configuration of the manager and the controller.
+
+use std::time::Duration;
+
+use crate::policy::RestartPolicy;
+use crate::probe::WindowSpec;
+use crate::runtime::Selector;
+
+/// Everything a host manager needs to know, validated at start-up.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// The host's name in the fleet.
+    pub name: String,
+    /// Only containers with this label are in scope.
+    pub select: Option<Selector>,
+    /// Default packet-loss threshold (percent), until one is stored.
+    pub threshold: u8,
+    /// Consecutive windows over threshold before a restart.
+    pub confirm: u32,
+    pub window: WindowSpec,
+    /// One probe window per period.
+    pub probe_period: Duration,
+    pub policy: RestartPolicy,
+    /// Stop timeout of policy-ordered restarts (kill-fast).
+    pub stop_timeout: Duration,
+    /// Full listing every period, besides events.
+    pub resync: Duration,
+    pub heartbeat: Duration,
+}
+
+impl ManagerConfig {
+    /// Defaults of the design, for a host named `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            select: None,
+            threshold: 30,
+            confirm: 2,
+            window: WindowSpec::default(),
+            probe_period: Duration::from_secs(1),
+            policy: RestartPolicy::default(),
+            stop_timeout: Duration::from_secs(1),
+            resync: Duration::from_secs(10),
+            heartbeat: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Everything the controller needs to know.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Default aggregation window, until one is stored.
+    pub aggregation: Duration,
+    /// Expected heartbeat period of managers.
+    pub heartbeat: Duration,
+    /// Missed heartbeats before a host is offline.
+    pub missed_heartbeats: u32,
+    /// How long a pull or a command may take.
+    pub call_timeout: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            aggregation: Duration::from_millis(500),
+            heartbeat: Duration::from_secs(1),
+            missed_heartbeats: 3,
+            call_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Parses a threshold given as text: an integer 0–100.
+pub fn parse_threshold(s: &str) -> Result<u8, String> {
+    match s.trim().parse::<u8>() {
+        Ok(n) if n <= 100 => Ok(n),
+        _ => Err(format!("threshold must be an integer from 0 to 100, got {s:?}")),
+    }
+}
+
+/// Parses a positive duration in (fractional) seconds.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!("expected a positive number of seconds (at most 86400), got {s:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_parsing_rejects_out_of_range_and_garbage() {
+        assert_eq!(parse_threshold("30"), Ok(30));
+        assert_eq!(parse_threshold("100"), Ok(100));
+        assert!(parse_threshold("101").is_err());
+        assert!(parse_threshold("-1").is_err());
+        assert!(parse_threshold("x").is_err());
+    }
+
+    #[test]
+    fn seconds_parsing_accepts_fractions_only_when_positive() {
+        assert_eq!(parse_secs("0.1"), Ok(Duration::from_millis(100)));
+        assert!(parse_secs("0").is_err());
+        assert!(parse_secs("NaN").is_err());
+        assert!(parse_secs("-2").is_err());
+    }
+}

@@ -1,0 +1,115 @@
+//! Health verdicts: what a container needs, from what Docker and the probes report. Pure.
+
+use crate::model::{DockerState, Health};
+
+/// Why a container needs healing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reason {
+    /// Exited, dead or never started.
+    Down,
+    /// Docker's health check says `unhealthy`.
+    Unhealthy,
+    /// Loss above threshold in `confirm` consecutive windows; carries the last loss.
+    PacketLoss(f64),
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Down => "down",
+            Self::Unhealthy => "unhealthy",
+            Self::PacketLoss(_) => "packet_loss",
+        }
+    }
+}
+
+/// What a container needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Need {
+    Nothing,
+    /// Start a stopped container.
+    Start(Reason),
+    /// Restart a running container.
+    Restart(Reason),
+}
+
+/// Whether one window's loss breaks the threshold: strictly above it.
+pub fn over_threshold(loss: f64, threshold: u8) -> bool {
+    loss > f64::from(threshold)
+}
+
+/// The number of consecutive windows over threshold after a new window.
+pub fn next_streak(streak: u32, loss: f64, threshold: u8) -> u32 {
+    if over_threshold(loss, threshold) { streak.saturating_add(1) } else { 0 }
+}
+
+/// Decides what a container needs. `streak` counts consecutive windows over threshold.
+pub fn verdict(state: DockerState, health: Health, streak: u32, confirm: u32, last_loss: f64) -> Need {
+    if state.is_down() {
+        return Need::Start(Reason::Down);
+    }
+    if state != DockerState::Running {
+        return Need::Nothing;
+    }
+    if health == Health::Unhealthy {
+        return Need::Restart(Reason::Unhealthy);
+    }
+    if streak >= confirm.max(1) {
+        return Need::Restart(Reason::PacketLoss(last_loss));
+    }
+    Need::Nothing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn loss_at_threshold_exactly_is_not_over() {
+        assert!(!over_threshold(30.0, 30));
+        assert!(over_threshold(30.1, 30));
+        assert_eq!(next_streak(3, 30.0, 30), 0);
+    }
+
+    #[test]
+    fn stopped_container_is_started() {
+        for s in [DockerState::Exited, DockerState::Dead, DockerState::Created] {
+            assert_eq!(verdict(s, Health::None, 0, 2, 0.0), Need::Start(Reason::Down));
+        }
+    }
+
+    #[test]
+    fn paused_or_restarting_container_is_left_alone() {
+        for s in [DockerState::Paused, DockerState::Restarting, DockerState::Removing] {
+            assert_eq!(verdict(s, Health::Unhealthy, 9, 2, 100.0), Need::Nothing);
+        }
+    }
+
+    #[test]
+    fn unhealthy_running_container_is_restarted() {
+        let v = verdict(DockerState::Running, Health::Unhealthy, 0, 2, 0.0);
+        assert_eq!(v, Need::Restart(Reason::Unhealthy));
+    }
+
+    #[test]
+    fn loss_needs_confirm_consecutive_windows() {
+        let run = DockerState::Running;
+        assert_eq!(verdict(run, Health::Healthy, 1, 2, 60.0), Need::Nothing);
+        assert_eq!(verdict(run, Health::Healthy, 2, 2, 60.0), Need::Restart(Reason::PacketLoss(60.0)));
+        assert_eq!(verdict(run, Health::None, 1, 1, 60.0), Need::Restart(Reason::PacketLoss(60.0)));
+    }
+
+    proptest! {
+        #[test]
+        fn loss_at_or_below_threshold_never_restarts(
+            losses in proptest::collection::vec(0u8..=100, 1..200), threshold in 0u8..=100, confirm in 1u32..4,
+        ) {
+            let mut streak = 0;
+            for loss in losses.into_iter().map(|l| f64::from(l.min(threshold))) {
+                streak = next_streak(streak, loss, threshold);
+                prop_assert_eq!(verdict(DockerState::Running, Health::None, streak, confirm, loss), Need::Nothing);
+            }
+        }
+    }
+}

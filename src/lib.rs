@@ -1,0 +1,27 @@
+//! HMS, a health monitor for Docker fleets.
+//!
+//! A tour of the crate:
+//! - [`actors`]: the controller, host managers and probe actors (the supervision tree is drawn in
+//!   its docs), and [`actors::protocol`], the only messages exchanged between host and controller.
+//! - [`health`] and [`policy`]: pure healing verdicts and the restart policy (back-off, quarantine).
+//! - [`runtime`]: Docker behind the `ContainerRuntime` trait (bollard and an in-memory fake).
+//! - [`probe`]: ICMP echo windows behind the `Prober` trait (surge-ping and a fake).
+//! - [`antagonist`]: fault injection (packet loss with nftables).
+//! - [`http`]: the REST API on warp.
+//! - [`node`]: assembling a standalone node; [`bench`]: the MTTR and probe-cost benchmarks.
+//! - [`store`]: durable settings (redb); [`config`]: typed configuration.
+
+pub mod actors;
+pub mod antagonist;
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod health;
+pub mod http;
+pub mod model;
+pub mod node;
+pub mod policy;
+pub mod probe;
+pub mod runtime;
+pub mod shutdown;
+pub mod store;

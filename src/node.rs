@@ -1,0 +1,69 @@
+//! Assembling a node: a controller and a host manager in one process (`hms standalone`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorRef};
+use tokio::sync::broadcast;
+
+use crate::actors::controller::{Controller, ControllerMsg, FleetEvent};
+use crate::actors::host_manager::{HostManager, HostMsg, ManagerArgs};
+use crate::config::{ControllerConfig, ManagerConfig};
+use crate::probe::Prober;
+use crate::runtime::ContainerRuntime;
+use crate::store::{Store, StoreError};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot spawn the {actor} actor: {source}")]
+    Spawn { actor: &'static str, source: ractor::SpawnErr },
+}
+
+/// A running standalone node.
+pub struct Node {
+    pub controller: ActorRef<ControllerMsg>,
+    pub manager: ActorRef<HostMsg>,
+    pub events: broadcast::Sender<FleetEvent>,
+}
+
+/// The edges and settings a standalone node runs with.
+pub struct NodeParts {
+    pub runtime: Arc<dyn ContainerRuntime>,
+    pub prober: Arc<dyn Prober>,
+    pub manager: ManagerConfig,
+    pub controller: ControllerConfig,
+}
+
+impl Node {
+    /// Starts the controller, then the manager attached to it. With `data_dir`, settings persist there.
+    pub async fn standalone(parts: NodeParts, data_dir: Option<&Path>) -> Result<Self, NodeError> {
+        let (mstore, cstore) = match data_dir {
+            Some(dir) => (
+                Some(Arc::new(Store::open(dir, "manager.redb")?)),
+                Some(Arc::new(Store::open(dir, "controller.redb")?)),
+            ),
+            None => (None, None),
+        };
+        let (events, _) = broadcast::channel(1024);
+        let controller = Controller { config: parts.controller, store: cstore, events: events.clone() };
+        let (controller, _) = Actor::spawn(None, controller, ())
+            .await
+            .map_err(|source| NodeError::Spawn { actor: "controller", source })?;
+        let manager =
+            HostManager { runtime: parts.runtime, prober: parts.prober, config: parts.manager, store: mstore };
+        let args = ManagerArgs { controller: Some(controller.clone()) };
+        let (manager, _) = Actor::spawn(None, manager, args)
+            .await
+            .map_err(|source| NodeError::Spawn { actor: "host manager", source })?;
+        Ok(Self { controller, manager, events })
+    }
+
+    /// Stops both actors and waits for them (probes stop with their manager).
+    pub async fn stop(self) {
+        let _ = self.manager.stop_and_wait(None, None).await;
+        let _ = self.controller.stop_and_wait(None, None).await;
+    }
+}

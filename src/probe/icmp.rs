@@ -1,0 +1,81 @@
+//! [`Prober`] over raw ICMP sockets with surge-ping: one client per process, random identifiers.
+
+use std::net::IpAddr;
+use std::sync::OnceLock;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use surge_ping::{Client, Config, ICMP, IcmpPacket, PingIdentifier, PingSequence};
+use tokio::time::Instant;
+
+use super::{ProbeError, Prober, WindowSpec, WindowStats};
+
+/// ICMP type of an echo reply: the only answer that counts as received.
+const ECHO_REPLY: u8 = 0;
+/// Receive buffer for the shared socket, so bursts from many containers are not dropped.
+const RECV_BUFFER: usize = 4 << 20;
+const PAYLOAD: [u8; 16] = *b"hms-probe-window";
+
+static CLIENT: OnceLock<Client> = OnceLock::new();
+
+/// Sends real echo requests. Cheap to clone; all clones share the process's one client.
+#[derive(Clone)]
+pub struct IcmpProber {
+    client: Client,
+}
+
+impl IcmpProber {
+    /// Opens (once per process) the raw ICMP socket. Fails clearly without CAP_NET_RAW.
+    pub fn new() -> Result<Self, ProbeError> {
+        if let Some(client) = CLIENT.get() {
+            return Ok(Self { client: client.clone() });
+        }
+        let config = Config::builder().kind(ICMP::V4).sock_type_hint(socket2::Type::RAW).build();
+        let client = Client::new(&config).map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => ProbeError::NotPermitted(e),
+            _ => ProbeError::Socket(e),
+        })?;
+        raise_recv_buffer(&client);
+        Ok(Self { client: CLIENT.get_or_init(|| client).clone() })
+    }
+}
+
+fn raise_recv_buffer(client: &Client) {
+    use std::os::fd::BorrowedFd;
+    // SAFETY: the fd belongs to `client`, which outlives this borrow.
+    #[allow(unsafe_code)]
+    let fd = unsafe { BorrowedFd::borrow_raw(client.get_socket().get_native_sock()) };
+    let sock = socket2::SockRef::from(&fd);
+    if let Err(e) = sock.set_recv_buffer_size(RECV_BUFFER) {
+        tracing::warn!(error = %e, "could not raise the icmp receive buffer");
+    }
+}
+
+#[async_trait]
+impl Prober for IcmpProber {
+    async fn window(&self, target: IpAddr, spec: WindowSpec) -> Result<WindowStats, ProbeError> {
+        let ident = PingIdentifier(rand::random());
+        let start = Instant::now();
+        let mut pending: FuturesUnordered<_> = (0..spec.count)
+            .map(|seq| {
+                let client = self.client.clone();
+                async move {
+                    let mut pinger = client.pinger(target, ident).await;
+                    tokio::time::sleep_until(start + spec.interval * u32::from(seq)).await;
+                    pinger.timeout(spec.timeout);
+                    pinger.ping(PingSequence(seq), &PAYLOAD).await
+                }
+            })
+            .collect();
+        let mut rtts = Vec::with_capacity(usize::from(spec.count));
+        while let Some(result) = pending.next().await {
+            if let Ok((IcmpPacket::V4(packet), rtt)) = result {
+                if packet.get_icmp_type().0 == ECHO_REPLY {
+                    rtts.push(rtt);
+                }
+            }
+        }
+        Ok(WindowStats::from_rtts(spec.count, &rtts))
+    }
+}

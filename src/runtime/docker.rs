@@ -1,0 +1,203 @@
+//! [`ContainerRuntime`] over a real Docker engine, through bollard.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, EventMessage, HealthStatusEnum};
+use bollard::query_parameters::{
+    EventsOptions, KillContainerOptions, ListContainersOptions, RestartContainerOptions, StopContainerOptions,
+};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
+use super::{ContainerRuntime, EventKind, RuntimeError, RuntimeEvent, Selector};
+use crate::model::{DockerState, Health, ObservedContainer};
+
+/// Slack added to a stop timeout for the client-side request timeout.
+const CLIENT_SLACK: Duration = Duration::from_secs(30);
+
+/// A Docker engine reached through its local socket.
+#[derive(Clone)]
+pub struct DockerRuntime {
+    docker: Docker,
+}
+
+impl DockerRuntime {
+    /// Connects to the local engine (`DOCKER_HOST` or the default socket) and negotiates the API version.
+    /// `max_stop` is the longest stop timeout HMS will use; the client timeout stays longer.
+    pub async fn connect(max_stop: Duration) -> Result<Self, RuntimeError> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| RuntimeError::Unreachable(Box::new(e)))?
+            .with_timeout(max_stop + CLIENT_SLACK);
+        let docker = docker.negotiate_version().await.map_err(|e| RuntimeError::Unreachable(Box::new(e)))?;
+        docker.ping().await.map_err(|e| RuntimeError::Unreachable(Box::new(e)))?;
+        Ok(Self { docker })
+    }
+}
+
+fn refused(op: &'static str, id: &str, err: BollardError) -> RuntimeError {
+    match err {
+        BollardError::DockerResponseServerError { status_code: 404, .. } => RuntimeError::NotFound(id.to_owned()),
+        BollardError::DockerResponseServerError { message, .. } => {
+            RuntimeError::Refused { op, id: id.to_owned(), message }
+        }
+        other => RuntimeError::Other(Box::new(other)),
+    }
+}
+
+/// A 304 ("already started/stopped") is success.
+fn ok_unless_error(op: &'static str, id: &str, res: Result<(), BollardError>) -> Result<(), RuntimeError> {
+    match res {
+        Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+        Err(e) => Err(refused(op, id, e)),
+    }
+}
+
+fn secs(d: Duration) -> i32 {
+    i32::try_from(d.as_secs_f64().ceil() as u64).unwrap_or(i32::MAX)
+}
+
+#[async_trait]
+impl ContainerRuntime for DockerRuntime {
+    async fn list(&self, selector: Option<&Selector>) -> Result<Vec<ObservedContainer>, RuntimeError> {
+        let mut filters = HashMap::new();
+        if let Some(s) = selector {
+            filters.insert("label".to_owned(), vec![format!("{}={}", s.key, s.value)]);
+        }
+        let opts = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+        let summaries = self.docker.list_containers(Some(opts)).await.map_err(|e| refused("list", "*", e))?;
+        let ids = summaries.into_iter().filter_map(|s| s.id);
+        let inspected = futures::future::join_all(ids.map(|id| async move { self.inspect(&id).await })).await;
+        let mut out = Vec::new();
+        for item in inspected {
+            if let Some(c) = item? {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn inspect(&self, id: &str) -> Result<Option<ObservedContainer>, RuntimeError> {
+        match self.docker.inspect_container(id, None).await {
+            Ok(resp) => Ok(Some(observed(resp))),
+            Err(e) => match refused("inspect", id, e) {
+                RuntimeError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        ok_unless_error("start", id, self.docker.start_container(id, None).await)
+    }
+
+    async fn stop(&self, id: &str, timeout: Duration) -> Result<(), RuntimeError> {
+        let opts = StopContainerOptions { t: Some(secs(timeout)), signal: None };
+        ok_unless_error("stop", id, self.docker.stop_container(id, Some(opts)).await)
+    }
+
+    async fn kill(&self, id: &str, signal: &str) -> Result<(), RuntimeError> {
+        let opts = KillContainerOptions { signal: signal.to_owned() };
+        ok_unless_error("kill", id, self.docker.kill_container(id, Some(opts)).await)
+    }
+
+    async fn restart(&self, id: &str, timeout: Duration) -> Result<(), RuntimeError> {
+        let opts = RestartContainerOptions { t: Some(secs(timeout)), signal: None };
+        ok_unless_error("restart", id, self.docker.restart_container(id, Some(opts)).await)
+    }
+
+    fn events(&self, since: Option<SystemTime>) -> BoxStream<'static, Result<RuntimeEvent, RuntimeError>> {
+        let mut filters = HashMap::new();
+        filters.insert("type".to_owned(), vec!["container".to_owned()]);
+        let since = since
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| format!("{}.{:09}", d.as_secs(), d.subsec_nanos()));
+        let opts = EventsOptions { since, until: None, filters: Some(filters) };
+        self.docker
+            .events(Some(opts))
+            .filter_map(|item| async move {
+                match item {
+                    Ok(msg) => event(msg).map(Ok),
+                    Err(e) => Some(Err(RuntimeError::Other(Box::new(e)))),
+                }
+            })
+            .boxed()
+    }
+}
+
+fn event(msg: EventMessage) -> Option<RuntimeEvent> {
+    let id = msg.actor.and_then(|a| a.id)?;
+    let action = msg.action?;
+    let kind = match action.as_str() {
+        "start" => EventKind::Start,
+        "die" => EventKind::Die,
+        "stop" => EventKind::Stop,
+        "kill" => EventKind::Kill,
+        "oom" => EventKind::Oom,
+        "destroy" => EventKind::Destroy,
+        a if a.starts_with("health_status") => EventKind::Health(health_from_str(a.rsplit(' ').next()?)),
+        _ => return None,
+    };
+    let time = msg.time_nano.and_then(|n| u64::try_from(n).ok()).map(|n| UNIX_EPOCH + Duration::from_nanos(n));
+    Some(RuntimeEvent { id, kind, time })
+}
+
+fn health_from_str(s: &str) -> Health {
+    match s {
+        "healthy" => Health::Healthy,
+        "unhealthy" => Health::Unhealthy,
+        "starting" => Health::Starting,
+        _ => Health::None,
+    }
+}
+
+fn observed(resp: ContainerInspectResponse) -> ObservedContainer {
+    let state = resp.state.as_ref();
+    let status = state.and_then(|s| s.status).unwrap_or(ContainerStateStatusEnum::EMPTY);
+    let health = state.and_then(|s| s.health.as_ref()).and_then(|h| h.status);
+    let config = resp.config.as_ref();
+    let labels: BTreeMap<String, String> =
+        config.and_then(|c| c.labels.clone()).unwrap_or_default().into_iter().collect();
+    ObservedContainer {
+        id: resp.id.clone().unwrap_or_default(),
+        name: resp.name.as_deref().unwrap_or_default().trim_start_matches('/').to_owned(),
+        image: config.and_then(|c| c.image.clone()).unwrap_or_default(),
+        ip: ip_of(&resp),
+        labels,
+        state: docker_state(status),
+        health: match health {
+            Some(HealthStatusEnum::HEALTHY) => Health::Healthy,
+            Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
+            Some(HealthStatusEnum::STARTING) => Health::Starting,
+            _ => Health::None,
+        },
+    }
+}
+
+fn docker_state(s: ContainerStateStatusEnum) -> DockerState {
+    use ContainerStateStatusEnum as S;
+    match s {
+        S::CREATED => DockerState::Created,
+        S::RUNNING => DockerState::Running,
+        S::PAUSED => DockerState::Paused,
+        S::RESTARTING => DockerState::Restarting,
+        S::REMOVING => DockerState::Removing,
+        S::STOPPING => DockerState::Restarting,
+        S::EXITED => DockerState::Exited,
+        S::DEAD => DockerState::Dead,
+        _ => DockerState::Unknown,
+    }
+}
+
+/// The container's address: on the `bridge` network when it has one, else the first with an address.
+fn ip_of(resp: &ContainerInspectResponse) -> Option<IpAddr> {
+    let networks = resp.network_settings.as_ref()?.networks.as_ref()?;
+    let addr = |name: &str| networks.get(name).and_then(|n| n.ip_address.as_deref()).filter(|a| !a.is_empty());
+    let mut names: Vec<&String> = networks.keys().collect();
+    names.sort();
+    addr("bridge").or_else(|| names.iter().find_map(|n| addr(n))).and_then(|a| a.parse().ok())
+}

@@ -1,0 +1,216 @@
+//! An in-memory container engine for deterministic tests.
+//!
+//! It keeps containers in a map, emits events to every open stream, records every mutating
+//! operation, and can misbehave on demand: containers that die on every start, a dropped or
+//! refused event stream, failing operations.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::sync::mpsc;
+
+use super::{ContainerRuntime, EventKind, RuntimeError, RuntimeEvent, Selector};
+use crate::model::{DockerState, Health, ObservedContainer};
+
+/// A mutating operation the fake received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Start(String),
+    Stop(String),
+    Kill(String),
+    Restart(String),
+}
+
+impl Op {
+    pub fn id(&self) -> &str {
+        match self {
+            Op::Start(id) | Op::Stop(id) | Op::Kill(id) | Op::Restart(id) => id,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    containers: BTreeMap<String, ObservedContainer>,
+    die_on_start: HashMap<String, bool>,
+    streams: Vec<mpsc::UnboundedSender<Result<RuntimeEvent, RuntimeError>>>,
+    refuse_streams: bool,
+    ops: Vec<Op>,
+    next_ip: u8,
+}
+
+/// The in-memory engine. Cheap to clone; clones share state.
+#[derive(Clone, Default)]
+pub struct FakeRuntime {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl FakeRuntime {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a running container with the given name and labels; returns its full id.
+    pub fn add(&self, name: &str, labels: &[(&str, &str)]) -> String {
+        let mut g = self.lock();
+        g.next_ip = g.next_ip.wrapping_add(1);
+        let id = format!("{:0>64}", format!("{:x}{}", g.containers.len() + 1, hex_name(name)));
+        let c = ObservedContainer {
+            id: id.clone(),
+            name: name.to_owned(),
+            image: "fake:latest".to_owned(),
+            ip: Some(IpAddr::V4(Ipv4Addr::new(10, 99, 0, g.next_ip))),
+            labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            state: DockerState::Running,
+            health: Health::None,
+        };
+        g.containers.insert(id.clone(), c);
+        emit(&mut g, &id, EventKind::Start);
+        id
+    }
+
+    /// The container dies (as after `docker kill`), emitting `die`.
+    pub fn crash(&self, id: &str) {
+        let mut g = self.lock();
+        if let Some(c) = g.containers.get_mut(id) {
+            c.state = DockerState::Exited;
+            emit(&mut g, id, EventKind::Die);
+        }
+    }
+
+    /// Sets the health status, emitting `health_status`.
+    pub fn set_health(&self, id: &str, health: Health) {
+        let mut g = self.lock();
+        if let Some(c) = g.containers.get_mut(id) {
+            c.health = health;
+            emit(&mut g, id, EventKind::Health(health));
+        }
+    }
+
+    /// Makes every future start of the container exit at once.
+    pub fn die_on_start(&self, id: &str, on: bool) {
+        self.lock().die_on_start.insert(id.to_owned(), on);
+    }
+
+    /// Ends every open event stream (as when the engine connection drops).
+    pub fn drop_streams(&self) {
+        self.lock().streams.clear();
+    }
+
+    /// While set, new event streams fail at once (the engine is unreachable for events).
+    pub fn refuse_streams(&self, refuse: bool) {
+        self.lock().refuse_streams = refuse;
+    }
+
+    /// Every mutating operation so far.
+    pub fn ops(&self) -> Vec<Op> {
+        self.lock().ops.clone()
+    }
+
+    /// The container's current state.
+    pub fn state(&self, id: &str) -> Option<DockerState> {
+        self.lock().containers.get(id).map(|c| c.state)
+    }
+
+    /// The number of open event streams.
+    pub fn open_streams(&self) -> usize {
+        let mut g = self.lock();
+        g.streams.retain(|s| !s.is_closed());
+        g.streams.len()
+    }
+
+    fn apply(&self, op: Op, steps: &[fn(&mut Inner, &str) -> Result<(), RuntimeError>]) -> Result<(), RuntimeError> {
+        let mut g = self.lock();
+        let id = op.id().to_owned();
+        g.ops.push(op);
+        steps.iter().try_for_each(|step| step(&mut g, &id))
+    }
+}
+
+fn start_locked(g: &mut Inner, id: &str) -> Result<(), RuntimeError> {
+    let dies = g.die_on_start.get(id).copied().unwrap_or(false);
+    let c = g.containers.get_mut(id).ok_or_else(|| RuntimeError::NotFound(id.to_owned()))?;
+    if c.state == DockerState::Running {
+        return Ok(());
+    }
+    c.state = if dies { DockerState::Exited } else { DockerState::Running };
+    emit(g, id, EventKind::Start);
+    if dies {
+        emit(g, id, EventKind::Die);
+    }
+    Ok(())
+}
+
+fn stop_locked(g: &mut Inner, id: &str) -> Result<(), RuntimeError> {
+    let c = g.containers.get_mut(id).ok_or_else(|| RuntimeError::NotFound(id.to_owned()))?;
+    if c.state != DockerState::Running {
+        return Ok(());
+    }
+    c.state = DockerState::Exited;
+    emit(g, id, EventKind::Die);
+    Ok(())
+}
+
+fn hex_name(name: &str) -> String {
+    name.bytes().take(20).map(|b| format!("{b:02x}")).collect()
+}
+
+fn emit(g: &mut Inner, id: &str, kind: EventKind) {
+    let ev = RuntimeEvent { id: id.to_owned(), kind, time: Some(SystemTime::now()) };
+    g.streams.retain(|s| s.send(Ok(ev.clone())).is_ok());
+}
+
+#[async_trait]
+impl ContainerRuntime for FakeRuntime {
+    async fn list(&self, selector: Option<&Selector>) -> Result<Vec<ObservedContainer>, RuntimeError> {
+        let g = self.lock();
+        let all = g.containers.values();
+        Ok(all.filter(|c| selector.is_none_or(|s| s.matches(&c.labels))).cloned().collect())
+    }
+
+    async fn inspect(&self, id: &str) -> Result<Option<ObservedContainer>, RuntimeError> {
+        Ok(self.lock().containers.get(id).cloned())
+    }
+
+    async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        self.apply(Op::Start(id.to_owned()), &[start_locked])
+    }
+
+    async fn stop(&self, id: &str, _timeout: Duration) -> Result<(), RuntimeError> {
+        self.apply(Op::Stop(id.to_owned()), &[stop_locked])
+    }
+
+    async fn kill(&self, id: &str, _signal: &str) -> Result<(), RuntimeError> {
+        self.apply(Op::Kill(id.to_owned()), &[stop_locked])
+    }
+
+    async fn restart(&self, id: &str, _timeout: Duration) -> Result<(), RuntimeError> {
+        self.apply(Op::Restart(id.to_owned()), &[stop_locked, start_locked])
+    }
+
+    fn events(&self, _since: Option<SystemTime>) -> BoxStream<'static, Result<RuntimeEvent, RuntimeError>> {
+        let mut g = self.lock();
+        if g.refuse_streams {
+            let err = RuntimeError::Other("event stream refused".into());
+            return futures::stream::once(async move { Err(err) }).boxed();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        g.streams.push(tx);
+        tokio_stream_from(rx)
+    }
+}
+
+fn tokio_stream_from(
+    mut rx: mpsc::UnboundedReceiver<Result<RuntimeEvent, RuntimeError>>,
+) -> BoxStream<'static, Result<RuntimeEvent, RuntimeError>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
