@@ -1,0 +1,271 @@
+//! Test harness: an in-process fleet over the fake runtime and prober, a real-Docker fixture
+//! that cleans up after itself, nftables packet loss, real `hms` processes, and `eventually`.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use hms::actors::host_manager::HostMsg;
+use hms::config::{ControllerConfig, ManagerConfig};
+use hms::model::ContainerRecord;
+use hms::node::{Node, NodeParts};
+use hms::policy::{PolicyParams, RestartPolicy};
+use hms::probe::Prober;
+use hms::probe::fake::FakeProber;
+use hms::runtime::fake::FakeRuntime;
+use hms::runtime::{ContainerRuntime, Selector};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this process and call.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+}
+
+/// How much longer than nominal tests may wait (`HMS_TEST_PATIENCE`, default 1).
+pub fn patience() -> u32 {
+    std::env::var("HMS_TEST_PATIENCE").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1)
+}
+
+/// Polls `check` every 20 ms until it holds or `within` (× patience) passes; panics with `what`.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within * patience();
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A restart policy with short back-offs, for tests.
+pub fn quick_policy(max_restarts: u32) -> RestartPolicy {
+    RestartPolicy::try_new(PolicyParams {
+        base: Duration::from_millis(100),
+        max: Duration::from_secs(2),
+        jitter: 0.2,
+        max_restarts,
+        window: Duration::from_secs(60),
+        stable: Duration::from_secs(30),
+        quarantine: Duration::from_secs(300),
+    })
+    .unwrap()
+}
+
+/// Manager settings for tests: the design's probe windows, short resync, quick policy.
+pub fn test_manager_config(name: &str, select: Option<Selector>) -> ManagerConfig {
+    let mut c = ManagerConfig::new(name);
+    c.select = select;
+    c.policy = quick_policy(5);
+    c.resync = Duration::from_secs(2);
+    c
+}
+
+/// Every record the manager publishes.
+pub async fn records(manager: &ractor::ActorRef<HostMsg>) -> Vec<ContainerRecord> {
+    match manager.call(HostMsg::Records, Some(Duration::from_secs(5))).await {
+        Ok(ractor::rpc::CallResult::Success(r)) => r,
+        other => panic!("manager did not answer: {other:?}"),
+    }
+}
+
+/// One record by container name.
+pub async fn record(manager: &ractor::ActorRef<HostMsg>, name: &str) -> Option<ContainerRecord> {
+    records(manager).await.into_iter().find(|r| r.name == name)
+}
+
+/// An in-process node over the fake runtime and prober.
+pub struct FakeFleet {
+    pub runtime: FakeRuntime,
+    pub prober: FakeProber,
+    pub node: Node,
+}
+
+impl FakeFleet {
+    pub async fn start(config: ManagerConfig) -> Self {
+        Self::start_with(config, ControllerConfig::default(), None).await
+    }
+
+    pub async fn start_with(config: ManagerConfig, controller: ControllerConfig, data_dir: Option<&Path>) -> Self {
+        let (runtime, prober) = (FakeRuntime::new(), FakeProber::new());
+        let parts = NodeParts {
+            runtime: Arc::new(runtime.clone()),
+            prober: Arc::new(prober.clone()),
+            manager: config,
+            controller,
+        };
+        let node = Node::standalone(parts, data_dir).await.expect("node starts");
+        Self { runtime, prober, node }
+    }
+
+    pub async fn record(&self, name: &str) -> Option<ContainerRecord> {
+        record(&self.node.manager, name).await
+    }
+
+    /// The IP the fake runtime gave a container.
+    pub async fn ip(&self, id: &str) -> IpAddr {
+        self.runtime.inspect(id).await.unwrap().unwrap().ip.unwrap()
+    }
+}
+
+/// Fails (never skips) when the Docker engine is not usable.
+pub fn require_docker() {
+    let ok = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
+    match ok {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!("docker engine unavailable: {}", String::from_utf8_lossy(&out.stderr)),
+        Err(e) => panic!("docker CLI unavailable: {e}"),
+    }
+}
+
+/// Runs `docker` with args; panics with its stderr on failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).stdin(Stdio::null()).output().expect("docker runs");
+    assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The container's state as `docker inspect` says.
+pub fn docker_state(name: &str) -> String {
+    docker(&["inspect", "-f", "{{.State.Status}}", name])
+}
+
+/// `docker inspect` restart counter of HMS's own restarts: the container's start time.
+pub fn started_at(name: &str) -> String {
+    docker(&["inspect", "-f", "{{.State.StartedAt}}", name])
+}
+
+const DOCKERFILE: &str = r#"FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+ENV PATH=/bin
+CMD ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 3600 & wait $!; done"]
+"#;
+
+/// A locally built test image (no registry) and the containers started from it, all labelled
+/// `hms.test=<label>`. Everything is removed on drop, also when the test fails.
+pub struct DockerFixture {
+    pub image: String,
+    pub label: String,
+    containers: Vec<String>,
+}
+
+impl DockerFixture {
+    pub fn new() -> Self {
+        require_docker();
+        let busybox = ["/usr/bin/busybox", "/bin/busybox"].into_iter().find(|p| Path::new(p).exists());
+        let busybox = busybox.expect("a static busybox (Debian busybox-static) is needed to build the test image");
+        let label = unique("t");
+        let image = format!("hms-test:{label}");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(busybox, dir.path().join("busybox")).unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), DOCKERFILE).unwrap();
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", &image])
+            .arg(dir.path())
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .expect("docker build runs");
+        assert!(out.status.success(), "test image build failed: {}", String::from_utf8_lossy(&out.stderr));
+        Self { image, label, containers: Vec::new() }
+    }
+
+    /// The selector matching this fixture's containers.
+    pub fn selector(&self) -> Selector {
+        Selector { key: "hms.test".into(), value: self.label.clone() }
+    }
+
+    /// Starts a container running the default command; returns its name.
+    pub fn run(&mut self, labels: &[(&str, &str)]) -> String {
+        self.run_cmd(labels, &[])
+    }
+
+    /// Starts a container with extra `docker run` args before the image and a command after it.
+    pub fn run_with(&mut self, labels: &[(&str, &str)], run_args: &[&str], cmd: &[&str]) -> String {
+        let name = unique("hms-c");
+        let mut args = vec!["run".to_owned(), "-d".into(), "--name".into(), name.clone()];
+        args.push("--label".into());
+        args.push(format!("hms.test={}", self.label));
+        for (k, v) in labels {
+            args.push("--label".into());
+            args.push(format!("{k}={v}"));
+        }
+        args.extend(run_args.iter().map(|s| (*s).to_owned()));
+        args.push(self.image.clone());
+        args.extend(cmd.iter().map(|s| (*s).to_owned()));
+        self.containers.push(name.clone());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        docker(&refs);
+        name
+    }
+
+    fn run_cmd(&mut self, labels: &[(&str, &str)], cmd: &[&str]) -> String {
+        self.run_with(labels, &[], cmd)
+    }
+
+    /// The container's IPv4 address on the default bridge.
+    pub fn ip(&self, name: &str) -> IpAddr {
+        docker(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", name]).parse().expect("container has an ip")
+    }
+}
+
+impl Drop for DockerFixture {
+    fn drop(&mut self) {
+        for c in &self.containers {
+            let _ = Command::new("docker").args(["rm", "-f", c]).output();
+        }
+        let _ = Command::new("docker").args(["rmi", "-f", &self.image]).output();
+    }
+}
+
+/// A standalone node on the real engine, watching one fixture's containers.
+pub async fn docker_node(fixture: &DockerFixture, config: Option<ManagerConfig>) -> Node {
+    let runtime = hms::runtime::docker::DockerRuntime::connect(Duration::from_secs(10)).await.expect("docker reachable");
+    let prober = hms::probe::icmp::IcmpProber::new().expect("raw icmp permitted (tests run as root)");
+    let config = config.unwrap_or_else(|| test_manager_config("local", Some(fixture.selector())));
+    let parts = NodeParts {
+        runtime: Arc::new(runtime) as Arc<dyn ContainerRuntime>,
+        prober: Arc::new(prober) as Arc<dyn Prober>,
+        manager: config,
+        controller: ControllerConfig::default(),
+    };
+    Node::standalone(parts, None).await.expect("node starts")
+}
+
+/// Packet loss towards one address with nftables, in a table of its own; removed on drop.
+pub struct Loss {
+    injector: hms::antagonist::loss::NftLossInjector,
+}
+
+impl Loss {
+    pub async fn inject(ip: IpAddr, percent: u8) -> Self {
+        use hms::antagonist::loss::LossInjector;
+        let injector = hms::antagonist::loss::NftLossInjector::new(&unique("hms_test").replace('-', "_"));
+        injector.inject(ip, percent).await.expect("nft accepts the loss rule");
+        Self { injector }
+    }
+}
+
+impl Drop for Loss {
+    fn drop(&mut self) {
+        let script = hms::antagonist::loss::NftLossInjector::delete_script(self.injector.table());
+        let child = Command::new("nft").args(["-f", "-"]).stdin(Stdio::piped()).spawn();
+        if let Ok(mut child) = child {
+            if let Some(mut stdin) = child.stdin.take() {
+                use std::io::Write;
+                let _ = stdin.write_all(script.as_bytes());
+            }
+            let _ = child.wait();
+        }
+    }
+}
