@@ -153,7 +153,8 @@ async fn unhealthy_container_is_restarted() {
     let id = fleet.runtime.add("web", &[]);
     eventually(Duration::from_secs(5), "tracked", || async { fleet.record("web").await.is_some() }).await;
     fleet.runtime.set_health(&id, Health::Unhealthy);
-    eventually(Duration::from_secs(2), "restarted", || async { fleet.runtime.ops() == vec![Op::Restart(id.clone())] }).await;
+    eventually(Duration::from_secs(2), "restarted", || async { fleet.runtime.ops() == vec![Op::Restart(id.clone())] })
+        .await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -17,7 +17,8 @@ const ECHO_REPLY: u8 = 0;
 const RECV_BUFFER: usize = 4 << 20;
 const PAYLOAD: [u8; 16] = *b"hms-probe-window";
 
-static CLIENT: OnceLock<Client> = OnceLock::new();
+/// The process's one client, or why it could not be made.
+static CLIENT: OnceLock<Result<Client, (std::io::ErrorKind, String)>> = OnceLock::new();
 
 /// Sends real echo requests. Cheap to clone; all clones share the process's one client.
 #[derive(Clone)]
@@ -27,18 +28,42 @@ pub struct IcmpProber {
 
 impl IcmpProber {
     /// Opens (once per process) the raw ICMP socket. Fails clearly without CAP_NET_RAW.
+    ///
+    /// The client and its receive task live on a dedicated thread with its own runtime, so they
+    /// outlive any runtime that probes through them (tests run one runtime per test).
     pub fn new() -> Result<Self, ProbeError> {
-        if let Some(client) = CLIENT.get() {
-            return Ok(Self { client: client.clone() });
-        }
-        let config = Config::builder().kind(ICMP::V4).sock_type_hint(socket2::Type::RAW).build();
-        let client = Client::new(&config).map_err(|e| match e.kind() {
-            std::io::ErrorKind::PermissionDenied => ProbeError::NotPermitted(e),
-            _ => ProbeError::Socket(e),
-        })?;
-        raise_recv_buffer(&client);
-        Ok(Self { client: CLIENT.get_or_init(|| client).clone() })
+        let client = CLIENT.get_or_init(spawn_client).clone();
+        client.map(|client| Self { client }).map_err(|(kind, msg)| {
+            let e = std::io::Error::new(kind, msg);
+            match kind {
+                std::io::ErrorKind::PermissionDenied => ProbeError::NotPermitted(e),
+                _ => ProbeError::Socket(e),
+            }
+        })
     }
+}
+
+fn spawn_client() -> Result<Client, (std::io::ErrorKind, String)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new().name("hms-icmp".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => return drop(tx.send(Err((e.kind(), e.to_string())))),
+        };
+        rt.block_on(async move {
+            let config = Config::builder().kind(ICMP::V4).sock_type_hint(socket2::Type::RAW).build();
+            let made = Client::new(&config).map_err(|e| (e.kind(), e.to_string()));
+            if let Ok(client) = &made {
+                raise_recv_buffer(client);
+            }
+            let _ = tx.send(made);
+            std::future::pending::<()>().await;
+        });
+    });
+    if let Err(e) = spawned {
+        return Err((e.kind(), e.to_string()));
+    }
+    rx.recv().unwrap_or_else(|_| Err((std::io::ErrorKind::Other, "icmp thread died".to_owned())))
 }
 
 fn raise_recv_buffer(client: &Client) {

@@ -230,7 +230,8 @@ impl Drop for DockerFixture {
 
 /// A standalone node on the real engine, watching one fixture's containers.
 pub async fn docker_node(fixture: &DockerFixture, config: Option<ManagerConfig>) -> Node {
-    let runtime = hms::runtime::docker::DockerRuntime::connect(Duration::from_secs(10)).await.expect("docker reachable");
+    let runtime =
+        hms::runtime::docker::DockerRuntime::connect(Duration::from_secs(10)).await.expect("docker reachable");
     let prober = hms::probe::icmp::IcmpProber::new().expect("raw icmp permitted (tests run as root)");
     let config = config.unwrap_or_else(|| test_manager_config("local", Some(fixture.selector())));
     let parts = NodeParts {
