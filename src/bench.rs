@@ -1,8 +1,301 @@
-//! Benchmarks run through `hms bench`.
+//! Benchmarks run through `hms bench`; each prints a markdown table.
+//!
+//! - `mttr`: kills monitored containers and measures kill → `start` event, next to a bare
+//!   `docker start` of the same image measured the same way in the same run.
+//! - `probe`: CPU and resident memory of probing many containers at one window per second.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::actors::host_manager::HostMsg;
+use crate::config::{ControllerConfig, ManagerConfig};
+use crate::node::{Node, NodeParts};
+use crate::probe::icmp::{IcmpProber, window_totals};
+use crate::runtime::docker::DockerRuntime;
+use crate::runtime::{ContainerRuntime, EventKind, Selector};
 
 #[derive(Debug, clap::Subcommand)]
-pub enum BenchCmd {}
+pub enum BenchCmd {
+    /// MTTR of killed containers against a bare `docker start`.
+    Mttr {
+        /// Containers to kill (each once, so back-off never applies).
+        #[arg(long, default_value_t = 50)]
+        kills: usize,
+        /// Bare `docker start` samples.
+        #[arg(long, default_value_t = 50)]
+        baseline: usize,
+    },
+    /// CPU and memory of probing many containers.
+    Probe {
+        #[arg(long, default_value_t = 100)]
+        containers: usize,
+        /// Measured seconds (after a warm-up).
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
+}
 
 pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
-    match cmd {}
+    let rt = DockerRuntime::connect(Duration::from_secs(10)).await.context("docker engine")?;
+    let tag = format!("hms-bench:{}", std::process::id());
+    crate::testimage::build(&tag).map_err(anyhow::Error::msg)?;
+    let mut bench = Bench { rt, tag, ids: Vec::new(), label: format!("bench-{}", std::process::id()) };
+    let result = match cmd {
+        BenchCmd::Mttr { kills, baseline } => bench.mttr(kills, baseline).await,
+        BenchCmd::Probe { containers, seconds } => bench.probe(containers, seconds).await,
+    };
+    bench.cleanup().await;
+    result
+}
+
+struct Bench {
+    rt: DockerRuntime,
+    tag: String,
+    ids: Vec<String>,
+    label: String,
+}
+
+/// `start` and `die` events: container id, kind, engine time of the event.
+type Starts = mpsc::UnboundedReceiver<(String, EventKind, SystemTime)>;
+
+impl Bench {
+    async fn spawn(&mut self, count: usize, label: &str) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for i in 0..count {
+            let name = format!("hms-bench-{}-{label}-{i}", std::process::id());
+            let id = self.rt.run_container(&name, &self.tag, &[("hms.bench", label)]).await?;
+            self.ids.push(id.clone());
+            out.push(id);
+        }
+        Ok(out)
+    }
+
+    async fn cleanup(&mut self) {
+        for id in self.ids.drain(..) {
+            let _ = self.rt.remove_container(&id).await;
+        }
+        crate::testimage::remove(&self.tag);
+    }
+
+    fn starts(&self) -> Starts {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut events = self.rt.events(None);
+        tokio::spawn(async move {
+            while let Some(Ok(ev)) = events.next().await {
+                let wanted = matches!(ev.kind, EventKind::Start | EventKind::Die);
+                let at = ev.time.unwrap_or_else(SystemTime::now);
+                if wanted && tx.send((ev.id, ev.kind, at)).is_err() {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+
+    async fn node(&self, containers: usize) -> anyhow::Result<Node> {
+        let mut config = ManagerConfig::new("bench");
+        config.select = Some(Selector { key: "hms.bench".into(), value: self.label.clone() });
+        let parts = NodeParts {
+            runtime: Arc::new(self.rt.clone()),
+            prober: Arc::new(IcmpProber::new()?),
+            manager: config,
+            controller: ControllerConfig::default(),
+        };
+        let node = Node::standalone(parts, None).await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let recs = node.manager.call(HostMsg::Records, Some(Duration::from_secs(5))).await?;
+            let recs = match recs {
+                ractor::rpc::CallResult::Success(r) => r,
+                _ => Vec::new(),
+            };
+            let probed = recs.iter().filter(|r| r.packet_loss.is_some()).count();
+            if probed >= containers {
+                return Ok(node);
+            }
+            if Instant::now() > deadline {
+                bail!("only {probed} of {containers} containers were probed within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Times are engine timestamps of `die` and `start` events (same clock as ours, no client
+    /// latency); the bare start is timed from just before the API call.
+    async fn mttr(&mut self, kills: usize, baseline: usize) -> anyhow::Result<()> {
+        let base_id = self.spawn(1, "baseline").await?.remove(0);
+        let label = self.label.clone();
+        let targets = self.spawn(kills, &label).await?;
+        let mut events = self.starts();
+        // every series runs under the same load: the node probing all targets
+        let node = self.node(kills).await?;
+        let mut m = Mttr::default();
+        for _ in 0..baseline {
+            self.rt.kill(&base_id, "KILL").await?;
+            wait_exited(&self.rt, &base_id).await?;
+            let t0 = SystemTime::now();
+            self.rt.start(&base_id).await?;
+            m.bare.push(since(t0, wait_for(&mut events, &base_id, EventKind::Start, t0).await?));
+        }
+        for _ in 0..baseline {
+            let t0 = SystemTime::now();
+            self.rt.kill(&base_id, "KILL").await?;
+            let died = wait_for(&mut events, &base_id, EventKind::Die, t0).await?;
+            self.rt.start(&base_id).await?;
+            m.scripted.push(since(died, wait_for(&mut events, &base_id, EventKind::Start, died).await?));
+        }
+        for id in &targets {
+            let t0 = SystemTime::now();
+            self.rt.kill(id, "KILL").await?;
+            let died = wait_for(&mut events, id, EventKind::Die, t0).await?;
+            let started = wait_for(&mut events, id, EventKind::Start, died).await?;
+            m.hms.push(since(died, started));
+            m.hms_from_kill.push(since(t0, started));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        node.stop().await;
+        m.print();
+        Ok(())
+    }
+
+    async fn probe(&mut self, containers: usize, seconds: u64) -> anyhow::Result<()> {
+        let label = self.label.clone();
+        self.spawn(containers, &label).await?;
+        let node = self.node(containers).await?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (cpu0, (w0, d0), t0) = (cpu_time()?, window_totals(), Instant::now());
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        let (cpu1, (w1, d1), elapsed) = (cpu_time()?, window_totals(), t0.elapsed());
+        let rss = rss_kib()?;
+        node.stop().await;
+        let pct = |d: Duration| 100.0 * d.as_secs_f64() / elapsed.as_secs_f64();
+        let (user, sys) = (pct(cpu1.0 - cpu0.0), pct(cpu1.1 - cpu0.1));
+        let windows = w1 - w0;
+        let mean_window = (d1 - d0).as_secs_f64() * 1000.0 / windows.max(1) as f64;
+        println!(
+            "| containers | seconds | windows/s | echoes/s | mean window ms | CPU % of one core (user + kernel) | RSS MiB |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        let rate = windows as f64 / elapsed.as_secs_f64();
+        println!(
+            "| {containers} | {:.1} | {rate:.1} | {:.0} | {mean_window:.1} | {:.2} ({user:.2} + {sys:.2}) | {:.1} |",
+            elapsed.as_secs_f64(),
+            rate * 20.0,
+            user + sys,
+            rss as f64 / 1024.0
+        );
+        Ok(())
+    }
+}
+
+async fn wait_exited(rt: &DockerRuntime, id: &str) -> anyhow::Result<()> {
+    for _ in 0..500 {
+        if rt.inspect(id).await?.is_some_and(|c| c.state.is_down()) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    bail!("container {id} did not exit")
+}
+
+/// Waits for the event `kind` of `id` not older than `after`; returns its engine time.
+async fn wait_for(events: &mut Starts, id: &str, kind: EventKind, after: SystemTime) -> anyhow::Result<SystemTime> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some((got, k, at))) if got == id && k == kind && at >= after => return Ok(at),
+            Ok(Some(_)) => {}
+            Ok(None) => bail!("docker event stream ended"),
+            Err(_) => bail!("no {kind:?} event of container {id} within 10 s"),
+        }
+    }
+}
+
+fn since(from: SystemTime, to: SystemTime) -> Duration {
+    to.duration_since(from).unwrap_or_default()
+}
+
+/// The `p`-th percentile (nearest rank) of sorted samples.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Samples of the MTTR benchmark.
+#[derive(Default)]
+struct Mttr {
+    bare: Vec<Duration>,
+    scripted: Vec<Duration>,
+    hms: Vec<Duration>,
+    hms_from_kill: Vec<Duration>,
+}
+
+impl Mttr {
+    fn print(mut self) {
+        for s in [&mut self.bare, &mut self.scripted, &mut self.hms, &mut self.hms_from_kill] {
+            s.sort();
+        }
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!("| measure | n | p50 ms | p95 ms | p99 ms | max ms |");
+        println!("|---|---|---|---|---|---|");
+        let rows = [
+            ("bare `docker start` of a stopped container (API call → `start` event)", &self.bare),
+            ("scripted reactor: `die` event → `docker start` → `start` event", &self.scripted),
+            ("**HMS MTTR**: `die` → running (`start` event)", &self.hms),
+            ("HMS, from the `docker kill` call → running", &self.hms_from_kill),
+        ];
+        for (name, s) in rows {
+            let row = [50.0, 95.0, 99.0, 100.0].map(|p| ms(percentile(s, p)));
+            println!("| {name} | {} | {:.1} | {:.1} | {:.1} | {:.1} |", s.len(), row[0], row[1], row[2], row[3]);
+        }
+        let ratio = |a: &[Duration], p| ms(percentile(a, p)) / ms(percentile(&self.bare, p)).max(f64::EPSILON);
+        println!(
+            "\nHMS MTTR / bare start: p50 {:.2}, p99 {:.2}; from the kill call: p50 {:.2}; scripted reactor: p50 {:.2}",
+            ratio(&self.hms, 50.0),
+            ratio(&self.hms, 99.0),
+            ratio(&self.hms_from_kill, 50.0),
+            ratio(&self.scripted, 50.0),
+        );
+    }
+}
+
+/// CPU time of this process: (user, system).
+fn cpu_time() -> anyhow::Result<(Duration, Duration)> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let after = stat.rsplit_once(") ").map(|(_, r)| r).context("malformed /proc/self/stat")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let tick = |i: usize| -> anyhow::Result<Duration> {
+        Ok(Duration::from_millis(10 * fields.get(i).context("short /proc/self/stat")?.parse::<u64>()?))
+    };
+    Ok((tick(11)?, tick(12)?))
+}
+
+/// Resident memory of this process, in KiB.
+fn rss_kib() -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
+    Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_uses_nearest_rank() {
+        let s: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&s, 50.0), Duration::from_millis(50));
+        assert_eq!(percentile(&s, 99.0), Duration::from_millis(99));
+        assert_eq!(percentile(&s, 100.0), Duration::from_millis(100));
+        assert_eq!(percentile(&s[..1], 99.0), Duration::from_millis(1));
+        assert_eq!(percentile(&[], 50.0), Duration::ZERO);
+    }
 }

@@ -25,3 +25,4 @@ pub mod probe;
 pub mod runtime;
 pub mod shutdown;
 pub mod store;
+pub mod testimage;

@@ -63,10 +63,11 @@ impl Aggregator {
     /// One pull of a closed window ended (applied or failed).
     pub fn pulled(&mut self, now: Instant) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        if self.in_flight == 0 && self.pending.is_empty() {
-            if let Some(since) = self.stale_since.take() {
-                self.stale_total += now.saturating_duration_since(since);
-            }
+        if self.in_flight == 0
+            && self.pending.is_empty()
+            && let Some(since) = self.stale_since.take()
+        {
+            self.stale_total += now.saturating_duration_since(since);
         }
     }
 

@@ -443,15 +443,14 @@ impl HostManager {
         reply: RpcReplyPort<CommandReply>,
     ) {
         let res = self.apply_command(state, &cmd);
-        let res = res.map(|id| {
-            if let Some(id) = &id {
+        let res = res.inspect(|id| {
+            if let Some(id) = id {
                 self.changed(state, [id]);
                 self.reconcile_quiet(myself, state, id);
             } else {
                 let all: Vec<String> = state.host.containers.keys().cloned().collect();
                 self.changed(state, &all);
             }
-            id
         });
         let now = Instant::now();
         let out = res.map(|id| CommandOk { container: id.and_then(|id| state.host.record(&id, now)) });

@@ -199,7 +199,8 @@ impl HostState {
                 t.obs.state = DockerState::Running;
                 EventEffect::Inspect(ev.id.clone())
             }
-            EventKind::Kill => EventEffect::Inspect(ev.id.clone()),
+            // a lethal signal is followed by `die`; the periodic resync covers the rest
+            EventKind::Kill => EventEffect::Nothing,
             EventKind::Destroy => {
                 self.remove(&ev.id);
                 EventEffect::Nothing

@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Controller + local manager + REST in one process, on the local Docker engine.
-    Standalone(StandaloneOpts),
+    Standalone(Box<StandaloneOpts>),
     /// Benchmarks (MTTR against a bare docker start, probing cost).
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -31,8 +31,11 @@ enum Cmd {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Cmd::Standalone(opts) => standalone(opts).await,
-        Cmd::Bench(cmd) => hms::bench::run(cmd).await,
+        Cmd::Standalone(opts) => standalone(*opts).await,
+        Cmd::Bench(cmd) => {
+            init_logging(hms::cli::LogFormat::Text);
+            hms::bench::run(cmd).await
+        }
     }
 }
 

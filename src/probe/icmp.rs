@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use surge_ping::{Client, Config, ICMP, IcmpPacket, PingIdentifier, PingSequence};
+use tokio::runtime::Handle;
 use tokio::time::Instant;
 
 use super::{ProbeError, Prober, WindowSpec, WindowStats};
@@ -18,12 +19,25 @@ const RECV_BUFFER: usize = 4 << 20;
 const PAYLOAD: [u8; 16] = *b"hms-probe-window";
 
 /// The process's one client, or why it could not be made.
-static CLIENT: OnceLock<Result<Client, (std::io::ErrorKind, String)>> = OnceLock::new();
+/// Windows completed by this process, and their summed duration in microseconds.
+static WINDOWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static WINDOW_MICROS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `(windows completed, their total duration)` since the process started.
+pub fn window_totals() -> (u64, std::time::Duration) {
+    use std::sync::atomic::Ordering::Relaxed;
+    (WINDOWS.load(Relaxed), std::time::Duration::from_micros(WINDOW_MICROS.load(Relaxed)))
+}
+
+static CLIENT: OnceLock<Result<(Client, Handle), (std::io::ErrorKind, String)>> = OnceLock::new();
 
 /// Sends real echo requests. Cheap to clone; all clones share the process's one client.
 #[derive(Clone)]
 pub struct IcmpProber {
     client: Client,
+    /// The ICMP thread's runtime: windows run there, next to the socket's receive task, so the
+    /// thousands of per-echo timers and reply wake-ups never cross threads.
+    handle: Handle,
 }
 
 impl IcmpProber {
@@ -33,7 +47,7 @@ impl IcmpProber {
     /// outlive any runtime that probes through them (tests run one runtime per test).
     pub fn new() -> Result<Self, ProbeError> {
         let client = CLIENT.get_or_init(spawn_client).clone();
-        client.map(|client| Self { client }).map_err(|(kind, msg)| {
+        client.map(|(client, handle)| Self { client, handle }).map_err(|(kind, msg)| {
             let e = std::io::Error::new(kind, msg);
             match kind {
                 std::io::ErrorKind::PermissionDenied => ProbeError::NotPermitted(e),
@@ -43,7 +57,7 @@ impl IcmpProber {
     }
 }
 
-fn spawn_client() -> Result<Client, (std::io::ErrorKind, String)> {
+fn spawn_client() -> Result<(Client, Handle), (std::io::ErrorKind, String)> {
     let (tx, rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new().name("hms-icmp".into()).spawn(move || {
         let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -56,6 +70,7 @@ fn spawn_client() -> Result<Client, (std::io::ErrorKind, String)> {
             if let Ok(client) = &made {
                 raise_recv_buffer(client);
             }
+            let made = made.map(|client| (client, Handle::current()));
             let _ = tx.send(made);
             std::future::pending::<()>().await;
         });
@@ -80,27 +95,36 @@ fn raise_recv_buffer(client: &Client) {
 #[async_trait]
 impl Prober for IcmpProber {
     async fn window(&self, target: IpAddr, spec: WindowSpec) -> Result<WindowStats, ProbeError> {
-        let ident = PingIdentifier(rand::random());
-        let start = Instant::now();
-        let mut pending: FuturesUnordered<_> = (0..spec.count)
-            .map(|seq| {
-                let client = self.client.clone();
-                async move {
-                    let mut pinger = client.pinger(target, ident).await;
-                    tokio::time::sleep_until(start + spec.interval * u32::from(seq)).await;
-                    pinger.timeout(spec.timeout);
-                    pinger.ping(PingSequence(seq), &PAYLOAD).await
-                }
-            })
-            .collect();
-        let mut rtts = Vec::with_capacity(usize::from(spec.count));
-        while let Some(result) = pending.next().await {
-            if let Ok((IcmpPacket::V4(packet), rtt)) = result {
-                if packet.get_icmp_type().0 == ECHO_REPLY {
-                    rtts.push(rtt);
-                }
-            }
-        }
-        Ok(WindowStats::from_rtts(spec.count, &rtts))
+        let client = self.client.clone();
+        let stats = self.handle.spawn(run_window(client, target, spec)).await;
+        stats.map_err(|e| ProbeError::Socket(std::io::Error::other(e.to_string())))
     }
+}
+
+/// Sends `spec.count` echo requests `spec.interval` apart, each awaited up to `spec.timeout`.
+async fn run_window(client: Client, target: IpAddr, spec: WindowSpec) -> WindowStats {
+    let ident = PingIdentifier(rand::random());
+    let start = Instant::now();
+    let mut pending: FuturesUnordered<_> = (0..spec.count)
+        .map(|seq| {
+            let client = client.clone();
+            async move {
+                let mut pinger = client.pinger(target, ident).await;
+                tokio::time::sleep_until(start + spec.interval * u32::from(seq)).await;
+                pinger.timeout(spec.timeout);
+                pinger.ping(PingSequence(seq), &PAYLOAD).await
+            }
+        })
+        .collect();
+    let mut rtts = Vec::with_capacity(usize::from(spec.count));
+    while let Some(result) = pending.next().await {
+        if let Ok((IcmpPacket::V4(packet), rtt)) = result
+            && packet.get_icmp_type().0 == ECHO_REPLY
+        {
+            rtts.push(rtt);
+        }
+    }
+    WINDOWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    WINDOW_MICROS.fetch_add(start.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+    WindowStats::from_rtts(spec.count, &rtts)
 }

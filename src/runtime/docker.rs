@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, EventMessage, HealthStatusEnum};
+use bollard::models::{
+    ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary, EventMessage, HealthStatusEnum,
+};
 use bollard::query_parameters::{
     EventsOptions, KillContainerOptions, ListContainersOptions, RestartContainerOptions, StopContainerOptions,
 };
@@ -70,15 +72,8 @@ impl ContainerRuntime for DockerRuntime {
         }
         let opts = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
         let summaries = self.docker.list_containers(Some(opts)).await.map_err(|e| refused("list", "*", e))?;
-        let ids = summaries.into_iter().filter_map(|s| s.id);
-        let inspected = futures::future::join_all(ids.map(|id| async move { self.inspect(&id).await })).await;
-        let mut out = Vec::new();
-        for item in inspected {
-            if let Some(c) = item? {
-                out.push(c);
-            }
-        }
-        Ok(out)
+        // one request for the whole host: the summaries carry all that healing needs
+        Ok(summaries.into_iter().filter_map(from_summary).collect())
     }
 
     async fn inspect(&self, id: &str) -> Result<Option<ObservedContainer>, RuntimeError> {
@@ -178,6 +173,40 @@ fn observed(resp: ContainerInspectResponse) -> ObservedContainer {
     }
 }
 
+fn from_summary(s: ContainerSummary) -> Option<ObservedContainer> {
+    use bollard::models::ContainerSummaryStateEnum as S;
+    let state = match s.state? {
+        S::CREATED => DockerState::Created,
+        S::RUNNING => DockerState::Running,
+        S::PAUSED => DockerState::Paused,
+        S::RESTARTING | S::STOPPING => DockerState::Restarting,
+        S::REMOVING => DockerState::Removing,
+        S::EXITED => DockerState::Exited,
+        S::DEAD => DockerState::Dead,
+        _ => DockerState::Unknown,
+    };
+    let status = s.status.as_deref().unwrap_or_default();
+    let health = if status.contains("(unhealthy)") {
+        Health::Unhealthy
+    } else if status.contains("(healthy)") {
+        Health::Healthy
+    } else if status.contains("(health: starting)") {
+        Health::Starting
+    } else {
+        Health::None
+    };
+    let networks = s.network_settings.and_then(|n| n.networks).unwrap_or_default();
+    Some(ObservedContainer {
+        name: s.names.and_then(|n| n.into_iter().next()).unwrap_or_default().trim_start_matches('/').to_owned(),
+        image: s.image.unwrap_or_default(),
+        ip: pick_ip(&networks),
+        labels: s.labels.unwrap_or_default().into_iter().collect(),
+        state,
+        health,
+        id: s.id?,
+    })
+}
+
 fn docker_state(s: ContainerStateStatusEnum) -> DockerState {
     use ContainerStateStatusEnum as S;
     match s {
@@ -193,11 +222,48 @@ fn docker_state(s: ContainerStateStatusEnum) -> DockerState {
     }
 }
 
-/// The container's address: on the `bridge` network when it has one, else the first with an address.
 fn ip_of(resp: &ContainerInspectResponse) -> Option<IpAddr> {
-    let networks = resp.network_settings.as_ref()?.networks.as_ref()?;
+    pick_ip(resp.network_settings.as_ref()?.networks.as_ref()?)
+}
+
+/// The container's address: on the `bridge` network when it has one, else the first with an address.
+fn pick_ip(networks: &HashMap<String, bollard::models::EndpointSettings>) -> Option<IpAddr> {
     let addr = |name: &str| networks.get(name).and_then(|n| n.ip_address.as_deref()).filter(|a| !a.is_empty());
     let mut names: Vec<&String> = networks.keys().collect();
     names.sort();
     addr("bridge").or_else(|| names.iter().find_map(|n| addr(n))).and_then(|a| a.parse().ok())
+}
+
+/// Creating and removing containers: used by the benchmarks, never by healing.
+impl DockerRuntime {
+    /// Creates and starts a container from `image` with `labels`; returns its full id.
+    pub async fn run_container(
+        &self,
+        name: &str,
+        image: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<String, RuntimeError> {
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(image.to_owned()),
+            labels: Some(labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()),
+            ..Default::default()
+        };
+        let opts =
+            bollard::query_parameters::CreateContainerOptions { name: Some(name.to_owned()), ..Default::default() };
+        let created = self.docker.create_container(Some(opts), body).await.map_err(|e| refused("create", name, e))?;
+        self.start(&created.id).await?;
+        Ok(created.id)
+    }
+
+    /// Removes a container, killing it first.
+    pub async fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
+        let opts = bollard::query_parameters::RemoveContainerOptions { force: true, ..Default::default() };
+        match self.docker.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) => match refused("remove", id, e) {
+                RuntimeError::NotFound(_) => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
 }

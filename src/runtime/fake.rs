@@ -128,13 +128,16 @@ impl FakeRuntime {
         g.streams.len()
     }
 
-    fn apply(&self, op: Op, steps: &[fn(&mut Inner, &str) -> Result<(), RuntimeError>]) -> Result<(), RuntimeError> {
+    fn apply(&self, op: Op, steps: &[Step]) -> Result<(), RuntimeError> {
         let mut g = self.lock();
         let id = op.id().to_owned();
         g.ops.push(op);
         steps.iter().try_for_each(|step| step(&mut g, &id))
     }
 }
+
+/// One change applied to the fake engine under its lock.
+type Step = fn(&mut Inner, &str) -> Result<(), RuntimeError>;
 
 fn start_locked(g: &mut Inner, id: &str) -> Result<(), RuntimeError> {
     let dies = g.die_on_start.get(id).copied().unwrap_or(false);

@@ -145,13 +145,6 @@ pub fn started_at(name: &str) -> String {
     docker(&["inspect", "-f", "{{.State.StartedAt}}", name])
 }
 
-const DOCKERFILE: &str = r#"FROM scratch
-COPY busybox /bin/busybox
-RUN ["/bin/busybox", "--install", "-s", "/bin"]
-ENV PATH=/bin
-CMD ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 3600 & wait $!; done"]
-"#;
-
 /// A locally built test image (no registry) and the containers started from it, all labelled
 /// `hms.test=<label>`. Everything is removed on drop, also when the test fails.
 pub struct DockerFixture {
@@ -163,20 +156,9 @@ pub struct DockerFixture {
 impl DockerFixture {
     pub fn new() -> Self {
         require_docker();
-        let busybox = ["/usr/bin/busybox", "/bin/busybox"].into_iter().find(|p| Path::new(p).exists());
-        let busybox = busybox.expect("a static busybox (Debian busybox-static) is needed to build the test image");
         let label = unique("t");
         let image = format!("hms-test:{label}");
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(busybox, dir.path().join("busybox")).unwrap();
-        std::fs::write(dir.path().join("Dockerfile"), DOCKERFILE).unwrap();
-        let out = Command::new("docker")
-            .args(["build", "-q", "-t", &image])
-            .arg(dir.path())
-            .env("DOCKER_BUILDKIT", "0")
-            .output()
-            .expect("docker build runs");
-        assert!(out.status.success(), "test image build failed: {}", String::from_utf8_lossy(&out.stderr));
+        hms::testimage::build(&image).expect("test image builds");
         Self { image, label, containers: Vec::new() }
     }
 
@@ -224,7 +206,7 @@ impl Drop for DockerFixture {
         for c in &self.containers {
             let _ = Command::new("docker").args(["rm", "-f", c]).output();
         }
-        let _ = Command::new("docker").args(["rmi", "-f", &self.image]).output();
+        hms::testimage::remove(&self.image);
     }
 }
 
@@ -267,6 +249,108 @@ impl Drop for Loss {
                 let _ = stdin.write_all(script.as_bytes());
             }
             let _ = child.wait();
+        }
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One HTTP/1.1 request over a fresh connection: `(status, body)`.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let body = body.unwrap_or("");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_owned() };
+    Ok((status, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A real `hms` process; killed on drop if still running.
+pub struct HmsProcess {
+    pub child: std::process::Child,
+    pub log: std::path::PathBuf,
+}
+
+impl HmsProcess {
+    /// Starts `hms` with the given arguments, logging to a file in `log_dir`.
+    pub fn start(args: &[&str], log_dir: &Path, envs: &[(&str, &str)]) -> Self {
+        let log = log_dir.join(format!("{}.log", unique("hms")));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_hms"))
+            .args(args)
+            .envs(envs.iter().copied())
+            .env_remove("HMS_API_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("hms starts");
+        Self { child, log }
+    }
+
+    /// Sends a signal with `kill`.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill").args([&format!("-{sig}"), &pid]).status().map(|s| s.success()).unwrap_or(false);
+        assert!(ok, "kill -{sig} {pid} failed");
+    }
+
+    /// Waits for exit up to `within`; returns the exit status.
+    pub fn wait(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within * patience();
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for HmsProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
