@@ -165,7 +165,7 @@ impl Bench {
 
     async fn probe(&mut self, containers: usize, seconds: u64) -> anyhow::Result<()> {
         let label = self.label.clone();
-        self.spawn(containers, &label).await?;
+        let ids = self.spawn(containers, &label).await?;
         let node = self.node(containers).await?;
         tokio::time::sleep(Duration::from_secs(3)).await;
         let (cpu0, (w0, d0), t0) = (cpu_time()?, window_totals(), Instant::now());
@@ -173,6 +173,7 @@ impl Bench {
         let (cpu1, (w1, d1), elapsed) = (cpu_time()?, window_totals(), t0.elapsed());
         let rss = rss_kib()?;
         node.stop().await;
+        let floor = self.kernel_floor(&ids[0]).await?;
         let pct = |d: Duration| 100.0 * d.as_secs_f64() / elapsed.as_secs_f64();
         let (user, sys) = (pct(cpu1.0 - cpu0.0), pct(cpu1.1 - cpu0.1));
         let windows = w1 - w0;
@@ -189,7 +190,31 @@ impl Bench {
             user + sys,
             rss as f64 / 1024.0
         );
+        let floor_pct = floor.as_secs_f64() * rate * 20.0 * 100.0;
+        println!(
+            "\nbaseline, same run: `busybox ping -A` costs {:.1} µs of CPU per echo (user + kernel), \
+             so {:.0} echoes/s cost at least {floor_pct:.2} % of one core; HMS / baseline {:.2}",
+            floor.as_secs_f64() * 1e6,
+            rate * 20.0,
+            (user + sys) / floor_pct.max(f64::EPSILON)
+        );
         Ok(())
+    }
+
+    /// CPU per echo of `busybox ping` flooding one container: the kernel's own round-trip cost.
+    async fn kernel_floor(&self, id: &str) -> anyhow::Result<Duration> {
+        const ECHOES: u32 = 10_000;
+        let ip = self.rt.inspect(id).await?.and_then(|c| c.ip).context("baseline container has no address")?;
+        let before = children_cpu()?;
+        let out = tokio::process::Command::new("busybox")
+            .args(["ping", "-A", "-q", "-c", &ECHOES.to_string(), &ip.to_string()])
+            .output()
+            .await
+            .context("busybox ping (apt-get install busybox-static)")?;
+        if !out.status.success() {
+            bail!("busybox ping failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok((children_cpu()? - before) / ECHOES)
     }
 }
 
@@ -269,13 +294,20 @@ impl Mttr {
 
 /// CPU time of this process: (user, system).
 fn cpu_time() -> anyhow::Result<(Duration, Duration)> {
+    Ok((stat_ticks(11)?, stat_ticks(12)?))
+}
+
+/// CPU time (user + system) of this process's waited-for children.
+fn children_cpu() -> anyhow::Result<Duration> {
+    Ok(stat_ticks(13)? + stat_ticks(14)?)
+}
+
+/// A clock-tick field of `/proc/self/stat`, counted after the command name.
+fn stat_ticks(i: usize) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
     let after = stat.rsplit_once(") ").map(|(_, r)| r).context("malformed /proc/self/stat")?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let tick = |i: usize| -> anyhow::Result<Duration> {
-        Ok(Duration::from_millis(10 * fields.get(i).context("short /proc/self/stat")?.parse::<u64>()?))
-    };
-    Ok((tick(11)?, tick(12)?))
+    let field = after.split_whitespace().nth(i).context("short /proc/self/stat")?;
+    Ok(Duration::from_millis(10 * field.parse::<u64>()?))
 }
 
 /// Resident memory of this process, in KiB.

@@ -18,7 +18,6 @@ const ECHO_REPLY: u8 = 0;
 const RECV_BUFFER: usize = 4 << 20;
 const PAYLOAD: [u8; 16] = *b"hms-probe-window";
 
-/// The process's one client, or why it could not be made.
 /// Windows completed by this process, and their summed duration in microseconds.
 static WINDOWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 static WINDOW_MICROS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -29,6 +28,7 @@ pub fn window_totals() -> (u64, std::time::Duration) {
     (WINDOWS.load(Relaxed), std::time::Duration::from_micros(WINDOW_MICROS.load(Relaxed)))
 }
 
+/// The process's one client, or why it could not be made.
 static CLIENT: OnceLock<Result<(Client, Handle), (std::io::ErrorKind, String)>> = OnceLock::new();
 
 /// Sends real echo requests. Cheap to clone; all clones share the process's one client.
@@ -104,7 +104,7 @@ impl Prober for IcmpProber {
 /// Sends `spec.count` echo requests `spec.interval` apart, each awaited up to `spec.timeout`.
 async fn run_window(client: Client, target: IpAddr, spec: WindowSpec) -> WindowStats {
     let ident = PingIdentifier(rand::random());
-    let start = Instant::now();
+    let start = grid_start(Instant::now(), spec.interval);
     let mut pending: FuturesUnordered<_> = (0..spec.count)
         .map(|seq| {
             let client = client.clone();
@@ -127,4 +127,35 @@ async fn run_window(client: Client, target: IpAddr, spec: WindowSpec) -> WindowS
     WINDOWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     WINDOW_MICROS.fetch_add(start.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
     WindowStats::from_rtts(spec.count, &rtts)
+}
+
+/// The first point of the process-wide grid of step `interval` at or after `now`.
+///
+/// Windows of all containers send on the same grid, so one timer wake-up sends the echoes of
+/// every window due then instead of one wake-up per window (kernel time dominates probing cost).
+fn grid_start(now: Instant, interval: std::time::Duration) -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let step = interval.as_nanos().max(1);
+    let since = now.saturating_duration_since(epoch).as_nanos();
+    let steps = since.div_ceil(step);
+    epoch + std::time::Duration::from_nanos(u64::try_from(steps * step).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn windows_start_on_a_shared_grid_within_one_interval() {
+        let step = Duration::from_millis(10);
+        let a = grid_start(Instant::now(), step);
+        let b = grid_start(Instant::now() + Duration::from_millis(3), step);
+        let gap = b.saturating_duration_since(a).max(a.saturating_duration_since(b));
+        assert_eq!(gap.as_nanos() % step.as_nanos(), 0, "starts differ by a whole number of steps");
+        let now = Instant::now();
+        assert!(grid_start(now, step) >= now && grid_start(now, step) < now + step);
+    }
 }
