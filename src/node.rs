@@ -7,6 +7,8 @@ use ractor::{Actor, ActorRef};
 use tokio::sync::broadcast;
 
 use crate::actors::controller::{Controller, ControllerMsg, FleetEvent};
+use crate::actors::controller_link::ControllerLink;
+use crate::actors::host_link::{Discovery, HostLink};
 use crate::actors::host_manager::{HostManager, HostMsg, ManagerArgs};
 use crate::config::{ControllerConfig, ManagerConfig};
 use crate::probe::Prober;
@@ -27,7 +29,12 @@ pub struct Node {
     pub controller: ActorRef<ControllerMsg>,
     pub manager: ActorRef<HostMsg>,
     pub events: broadcast::Sender<FleetEvent>,
+    /// The link actors, stopped with the node.
+    links: Vec<ractor::ActorCell>,
 }
+
+/// Longest wait of a link for its manager's answer.
+pub const LINK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The edges and settings a standalone node runs with.
 pub struct NodeParts {
@@ -52,17 +59,29 @@ impl Node {
         let (controller, _) = Actor::spawn(None, controller, ())
             .await
             .map_err(|source| NodeError::Spawn { actor: "controller", source })?;
+        let link = ControllerLink { controller: controller.clone(), cluster: false };
+        let (controller_link, _) = Actor::spawn(None, link, ())
+            .await
+            .map_err(|source| NodeError::Spawn { actor: "controller link", source })?;
+        let host = parts.manager.name.clone();
         let manager =
             HostManager { runtime: parts.runtime, prober: parts.prober, config: parts.manager, store: mstore };
-        let args = ManagerArgs { controller: Some(controller.clone()) };
-        let (manager, _) = Actor::spawn(None, manager, args)
+        let (manager, _) = Actor::spawn(None, manager, ManagerArgs { controller: None })
             .await
             .map_err(|source| NodeError::Spawn { actor: "host manager", source })?;
-        Ok(Self { controller, manager, events })
+        let link = HostLink { host: host.clone(), manager: manager.clone(), timeout: LINK_TIMEOUT };
+        let (host_link, _) = Actor::spawn(None, link, Discovery::Local(controller_link.clone()))
+            .await
+            .map_err(|source| NodeError::Spawn { actor: "host link", source })?;
+        let _ = controller.cast(ControllerMsg::Register { host, manager: host_link.clone() });
+        Ok(Self { controller, manager, events, links: vec![controller_link.get_cell(), host_link.get_cell()] })
     }
 
     /// Stops both actors and waits for them (probes stop with their manager).
     pub async fn stop(self) {
+        for link in &self.links {
+            link.stop(None);
+        }
         let _ = self.manager.stop_and_wait(None, None).await;
         let _ = self.controller.stop_and_wait(None, None).await;
     }

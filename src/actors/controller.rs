@@ -15,8 +15,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::aggregation::Aggregator;
-use super::host_manager::HostMsg;
+use super::host_link::ToHost;
 use super::protocol::{Content, Heartbeat, PullRequest, UpdateNotice, wire_size};
+use super::wire::Wire;
 use crate::config::ControllerConfig;
 use crate::model::{ContainerRecord, HostRecord, HostStatus, rfc3339};
 use crate::store::Store;
@@ -26,8 +27,10 @@ const KEY_AGGREGATION_MS: &str = "aggregation_ms";
 /// Messages of the controller.
 #[derive(Debug)]
 pub enum ControllerMsg {
-    /// A host manager joined (or re-joined) under `host`.
-    Register { host: String, manager: ActorRef<HostMsg> },
+    /// A host manager joined (or re-joined) under `host`; `manager` is its link.
+    Register { host: String, manager: ActorRef<ToHost> },
+    /// A host's link left (its session dropped): offline at once, unless it was replaced.
+    LinkDown { host: String, link: ractor::ActorId },
     /// A host's content changed.
     Notice(UpdateNotice),
     /// A host is alive.
@@ -41,12 +44,15 @@ pub enum ControllerMsg {
     /// The whole fleet view.
     Fleet(RpcReplyPort<Fleet>),
     /// The manager of one host, to route a command to.
-    Manager(String, RpcReplyPort<Result<ActorRef<HostMsg>, HostUnavailable>>),
+    Manager(String, RpcReplyPort<Result<ActorRef<ToHost>, HostUnavailable>>),
     /// Change the aggregation window.
     SetAggregation(Duration, RpcReplyPort<Result<(), String>>),
     /// Exchange counters.
     Stats(RpcReplyPort<Stats>),
 }
+
+/// Local only: never crosses nodes.
+impl ractor::Message for ControllerMsg {}
 
 /// Why a command cannot reach a host.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,7 +103,7 @@ pub struct Controller {
 
 struct HostView {
     record: HostRecord,
-    manager: ActorRef<HostMsg>,
+    manager: ActorRef<ToHost>,
     version: Option<u64>,
     containers: BTreeMap<String, ContainerRecord>,
     last_seen: Instant,
@@ -143,6 +149,7 @@ impl Actor for Controller {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ControllerMsg::Register { host, manager } => self.register(&myself, state, host, manager),
+            ControllerMsg::LinkDown { host, link } => self.link_down(state, &host, link),
             ControllerMsg::Notice(n) => self.on_notice(&myself, state, n),
             ControllerMsg::Heartbeat(hb) => self.on_heartbeat(&myself, state, hb),
             ControllerMsg::CloseWindow => self.close_window(&myself, state),
@@ -173,7 +180,7 @@ impl Controller {
         myself: &ActorRef<ControllerMsg>,
         state: &mut ControllerState,
         host: String,
-        manager: ActorRef<HostMsg>,
+        manager: ActorRef<ToHost>,
     ) {
         tracing::info!(host = %host, "host registered");
         let record = HostRecord {
@@ -236,9 +243,9 @@ impl Controller {
             state.stats.pulls += 1;
             self.count(state, &req);
             tokio::spawn(async move {
-                let res = manager.call(|r| HostMsg::Pull(req, r), Some(timeout)).await;
+                let res = manager.call(|r| ToHost::Pull(Wire::new(req), r), Some(timeout)).await;
                 let content = match res {
-                    Ok(CallResult::Success(c)) => Ok(c),
+                    Ok(CallResult::Success(c)) => c.open().map_err(|e| e.to_string()),
                     Ok(CallResult::Timeout) => Err("pull timed out".to_owned()),
                     Ok(CallResult::SenderError) => Err("host dropped the pull".to_owned()),
                     Err(e) => Err(format!("pull not delivered: {e}")),
@@ -281,6 +288,16 @@ impl Controller {
         if threshold_changed {
             self.publish_host(state, host);
         }
+    }
+
+    fn link_down(&self, state: &mut ControllerState, host: &str, link: ractor::ActorId) {
+        let Some(view) = state.hosts.get_mut(host) else { return };
+        if view.manager.get_id() != link || view.record.status == HostStatus::Offline {
+            return;
+        }
+        view.record.status = HostStatus::Offline;
+        tracing::warn!(host = %host, "host offline: its session dropped");
+        self.publish_host(state, host);
     }
 
     /// Marks hosts offline after the configured number of missed heartbeats.
@@ -326,7 +343,7 @@ impl Controller {
         }
     }
 
-    fn manager(state: &ControllerState, host: &str) -> Result<ActorRef<HostMsg>, HostUnavailable> {
+    fn manager(state: &ControllerState, host: &str) -> Result<ActorRef<ToHost>, HostUnavailable> {
         let view = state.hosts.get(host).ok_or_else(|| HostUnavailable::Unknown(host.to_owned()))?;
         if view.record.status == HostStatus::Offline {
             return Err(HostUnavailable::Offline(host.to_owned()));

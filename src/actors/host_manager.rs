@@ -15,10 +15,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::controller::ControllerMsg;
+use super::controller_link::ToController;
 use super::host_state::{EventEffect, HostState, Plan, RestartOp};
 use super::probe::{ProbeActor, ProbeArgs, ProbeMsg};
 use super::protocol::{Command, CommandError, CommandOk, CommandReply, Content, Heartbeat, PullRequest, UpdateNotice};
+use super::wire::Wire;
 use crate::config::ManagerConfig;
 use crate::model::{ContainerRecord, ObservedContainer, short_id};
 use crate::policy::doubling;
@@ -57,10 +58,13 @@ pub enum HostMsg {
     /// A command routed by the controller.
     Command(Command, RpcReplyPort<CommandReply>),
     /// Attach (or detach) the controller.
-    SetController(Option<ActorRef<ControllerMsg>>),
+    SetController(Option<ActorRef<ToController>>),
     /// Every container record (local queries and tests).
     Records(RpcReplyPort<Vec<ContainerRecord>>),
 }
+
+/// Local only: never crosses nodes.
+impl ractor::Message for HostMsg {}
 
 /// The read-only half: edges and configuration.
 pub struct HostManager {
@@ -72,7 +76,7 @@ pub struct HostManager {
 
 /// Start-up arguments.
 pub struct ManagerArgs {
-    pub controller: Option<ActorRef<ControllerMsg>>,
+    pub controller: Option<ActorRef<ToController>>,
 }
 
 struct ProbeSlot {
@@ -89,7 +93,7 @@ pub struct ManagerState {
     respawn_pending: std::collections::HashSet<String>,
     /// Containers touched by the current message.
     dirty: std::collections::BTreeSet<String>,
-    controller: Option<ActorRef<ControllerMsg>>,
+    controller: Option<ActorRef<ToController>>,
     /// A notice was sent and not yet answered by a pull.
     notice_pending: bool,
     tasks: Vec<JoinHandle<()>>,
@@ -123,7 +127,7 @@ impl Actor for HostManager {
             notice_pending: false,
             tasks,
         };
-        self.attach(&myself, &mut state, args.controller);
+        Self::attach(&mut state, args.controller);
         Ok(state)
     }
 
@@ -154,7 +158,7 @@ impl Actor for HostManager {
             HostMsg::Heartbeat => Self::heartbeat(state),
             HostMsg::Pull(req, reply) => Self::pull(state, req, reply),
             HostMsg::Command(cmd, reply) => self.command(&myself, state, cmd, reply),
-            HostMsg::SetController(c) => self.attach(&myself, state, c),
+            HostMsg::SetController(c) => Self::attach(state, c),
             HostMsg::Records(reply) => {
                 let now = Instant::now();
                 let ids = state.host.containers.keys();
@@ -194,15 +198,8 @@ impl HostManager {
         Ok(host)
     }
 
-    fn attach(
-        &self,
-        myself: &ActorRef<HostMsg>,
-        state: &mut ManagerState,
-        controller: Option<ActorRef<ControllerMsg>>,
-    ) {
-        if let Some(c) = &controller {
-            let _ = c.cast(ControllerMsg::Register { host: self.config.name.clone(), manager: myself.clone() });
-        }
+    /// The controller's registration is the link's business ([`super::host_link`]).
+    fn attach(state: &mut ManagerState, controller: Option<ActorRef<ToController>>) {
         state.controller = controller;
         state.notice_pending = false;
     }
@@ -493,13 +490,13 @@ impl HostManager {
             return;
         }
         let notice = UpdateNotice { host: state.host.name.clone(), version: state.host.version };
-        state.notice_pending = c.cast(ControllerMsg::Notice(notice)).is_ok();
+        state.notice_pending = c.cast(ToController::Notice(Wire::new(notice))).is_ok();
     }
 
     fn heartbeat(state: &mut ManagerState) {
         if let Some(c) = &state.controller {
             let hb = Heartbeat { host: state.host.name.clone(), version: state.host.version };
-            let _ = c.cast(ControllerMsg::Heartbeat(hb));
+            let _ = c.cast(ToController::Heartbeat(Wire::new(hb)));
         }
     }
 

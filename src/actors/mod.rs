@@ -18,7 +18,10 @@
 
 pub mod aggregation;
 pub mod controller;
+pub mod controller_link;
+pub mod host_link;
 pub mod host_manager;
 pub mod host_state;
 pub mod probe;
 pub mod protocol;
+pub mod wire;

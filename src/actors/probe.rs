@@ -23,6 +23,9 @@ pub enum ProbeMsg {
     SetTarget(Option<IpAddr>),
 }
 
+/// Local only: never crosses nodes.
+impl ractor::Message for ProbeMsg {}
+
 /// The read-only half: what to probe with and whom to tell.
 pub struct ProbeActor {
     pub prober: Arc<dyn Prober>,

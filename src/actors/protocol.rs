@@ -8,6 +8,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::ContainerRecord;
 
+/// A host's link is up: the controller looks its link up and pulls everything.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Register {
+    pub host: String,
+    /// Retries of the controller's lookup of the host's link (0 when sent by the host).
+    pub attempt: u8,
+}
+
 /// "Something changed on this host": the controller will pull.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpdateNotice {

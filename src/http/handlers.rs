@@ -7,8 +7,9 @@ use warp::reply::{Reply, Response, json};
 
 use super::{Api, ApiError};
 use crate::actors::controller::{ControllerMsg, Fleet, HostUnavailable};
-use crate::actors::host_manager::HostMsg;
+use crate::actors::host_link::ToHost;
 use crate::actors::protocol::{Command, CommandOk};
+use crate::actors::wire::Wire;
 use crate::model::{ContainerRecord, HostRecord, resolve};
 
 /// `{"threshold": 0..100}`
@@ -70,8 +71,11 @@ impl Api {
     /// Routes a command to one host and waits for its answer.
     async fn route(&self, host: &str, cmd: Command) -> Result<CommandOk, ApiError> {
         let manager = self.ask(|r| ControllerMsg::Manager(host.to_owned(), r)).await??;
-        match manager.call(|r| HostMsg::Command(cmd, r), Some(self.timeout)).await {
-            Ok(CallResult::Success(res)) => res.map_err(ApiError::from),
+        match manager.call(|r| ToHost::Command(Wire::new(cmd), r), Some(self.timeout)).await {
+            Ok(CallResult::Success(res)) => res
+                .open()
+                .map_err(|e| ApiError::Internal(format!("host {host} answered garbage: {e}")))?
+                .map_err(ApiError::from),
             Ok(CallResult::Timeout) => Err(ApiError::Timeout(format!("host {host} did not answer in time"))),
             Ok(CallResult::SenderError) | Err(_) => Err(HostUnavailable::Offline(host.to_owned()).into()),
         }
