@@ -147,3 +147,78 @@ impl StandaloneOpts {
         ControllerConfig { aggregation: self.aggregation, ..ControllerConfig::default() }
     }
 }
+
+/// Cluster options shared by `hms controller` and `hms manager`.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterOpts {
+    /// Shared secret of the cluster: nodes with another cookie are refused.
+    #[arg(long, env = "HMS_COOKIE", hide_env_values = true)]
+    pub cookie: Option<String>,
+    /// Run without a cookie (an empty one): only on a trusted, isolated network.
+    #[arg(long, env = "HMS_INSECURE")]
+    pub insecure: bool,
+}
+
+impl ClusterOpts {
+    /// The cookie to use; refuses to go on without one unless `--insecure`.
+    pub fn cookie(&self) -> Result<String, String> {
+        match self.cookie.as_deref().map(str::trim) {
+            Some(c) if !c.is_empty() => Ok(c.to_owned()),
+            _ if self.insecure => Ok(String::new()),
+            _ => Err("a cluster cookie is required: set --cookie or HMS_COOKIE (or --insecure on a trusted network)"
+                .to_owned()),
+        }
+    }
+}
+
+/// Options of `hms controller`.
+#[derive(Debug, Clone, Args)]
+pub struct ControllerOpts {
+    /// REST listen address (loopback only, unless HMS_API_TOKEN is set).
+    #[arg(long, env = "HMS_HTTP", default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// Cluster listen address (host managers connect here).
+    #[arg(long, env = "HMS_LISTEN", default_value = "127.0.0.1:7946")]
+    pub listen: SocketAddr,
+    /// Aggregation window, in seconds, until one is set at run time.
+    #[arg(long, env = "HMS_AGGREGATION", default_value = "0.5", value_parser = parse_secs)]
+    pub aggregation: Duration,
+    /// Directory of the durable settings (known hosts, aggregation).
+    #[arg(long, env = "HMS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Bearer token required on mutating REST requests.
+    #[arg(long, env = "HMS_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Log format.
+    #[arg(long, env = "HMS_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub cluster: ClusterOpts,
+}
+
+impl ControllerOpts {
+    pub fn controller_config(&self) -> ControllerConfig {
+        ControllerConfig { aggregation: self.aggregation, ..ControllerConfig::default() }
+    }
+}
+
+/// Options of `hms manager`.
+#[derive(Debug, Clone, Args)]
+pub struct ManagerNodeOpts {
+    /// The controller's cluster address (HOST:PORT) to dial; without it, wait to be dialled.
+    #[arg(long, env = "HMS_CONTROLLER")]
+    pub controller: Option<String>,
+    /// Cluster listen address of this node (the controller may dial it here).
+    #[arg(long, env = "HMS_LISTEN", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Directory of the durable settings (threshold, ignore list).
+    #[arg(long, env = "HMS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "HMS_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub cluster: ClusterOpts,
+    #[command(flatten)]
+    pub manager: ManagerOpts,
+}

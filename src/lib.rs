@@ -8,13 +8,15 @@
 //! - [`probe`]: ICMP echo windows behind the `Prober` trait (surge-ping and a fake).
 //! - [`antagonist`]: fault injection (packet loss with nftables).
 //! - [`http`]: the REST API on warp.
-//! - [`node`]: assembling a standalone node; [`bench`]: the MTTR and probe-cost benchmarks.
+//! - [`node`]: assembling a standalone node; [`cluster`]: controller and manager nodes over
+//!   ractor_cluster; [`bench`]: the MTTR and probe-cost benchmarks.
 //! - [`store`]: durable settings (redb); [`config`]: typed configuration.
 
 pub mod actors;
 pub mod antagonist;
 pub mod bench;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod health;
 pub mod http;

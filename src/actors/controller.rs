@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor_cluster::NodeServerMessage;
 use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
@@ -16,6 +17,7 @@ use tokio::time::Instant;
 
 use super::aggregation::Aggregator;
 use super::host_link::ToHost;
+use super::known_hosts::KnownHosts;
 use super::protocol::{Content, Heartbeat, PullRequest, UpdateNotice, wire_size};
 use super::wire::Wire;
 use crate::config::ControllerConfig;
@@ -23,6 +25,7 @@ use crate::model::{ContainerRecord, HostRecord, HostStatus, rfc3339};
 use crate::store::Store;
 
 const KEY_AGGREGATION_MS: &str = "aggregation_ms";
+const KEY_KNOWN_HOSTS: &str = "known_hosts";
 
 /// Messages of the controller.
 #[derive(Debug)]
@@ -49,6 +52,12 @@ pub enum ControllerMsg {
     SetAggregation(Duration, RpcReplyPort<Result<(), String>>),
     /// Exchange counters.
     Stats(RpcReplyPort<Stats>),
+    /// Cluster mode: the node server, to dial hosts with an endpoint.
+    AttachNode(ActorRef<NodeServerMessage>),
+    /// Add a host to the known hosts (durably); with an endpoint the controller dials it.
+    AddHost { host: String, endpoint: Option<String>, reply: RpcReplyPort<Result<HostRecord, String>> },
+    /// Remove a host from supervision and from the known hosts.
+    RemoveHost(String, RpcReplyPort<Result<(), HostUnavailable>>),
 }
 
 /// Local only: never crosses nodes.
@@ -101,9 +110,25 @@ pub struct Controller {
     pub events: broadcast::Sender<FleetEvent>,
 }
 
+impl HostView {
+    /// A host known but not (yet) connected.
+    fn offline(host: &str, endpoint: Option<String>) -> Self {
+        let record = HostRecord {
+            name: host.to_owned(),
+            status: HostStatus::Offline,
+            last_heartbeat: None,
+            threshold: 0,
+            endpoint,
+            containers: 0,
+        };
+        Self { record, manager: None, version: None, containers: BTreeMap::new(), last_seen: Instant::now() }
+    }
+}
+
 struct HostView {
     record: HostRecord,
-    manager: ActorRef<ToHost>,
+    /// The host's link; None until it first registers (a known host after a restart).
+    manager: Option<ActorRef<ToHost>>,
     version: Option<u64>,
     containers: BTreeMap<String, ContainerRecord>,
     last_seen: Instant,
@@ -115,6 +140,8 @@ pub struct ControllerState {
     agg: Aggregator,
     stats: Stats,
     liveness: JoinHandle<()>,
+    known: KnownHosts,
+    node: Option<ActorRef<NodeServerMessage>>,
 }
 
 impl Actor for Controller {
@@ -128,8 +155,15 @@ impl Actor for Controller {
             None => None,
         };
         let window = stored.map_or(self.config.aggregation, Duration::from_millis);
+        let known = match &self.store {
+            Some(s) => s.get(KEY_KNOWN_HOSTS)?.unwrap_or_default(),
+            None => BTreeMap::new(),
+        };
+        let known = KnownHosts::new(known);
+        let hosts = known.hosts().iter().map(|(h, k)| (h.clone(), HostView::offline(h, k.endpoint.clone()))).collect();
         let liveness = myself.send_interval(self.config.heartbeat / 2, || ControllerMsg::Liveness);
-        Ok(ControllerState { hosts: BTreeMap::new(), agg: Aggregator::new(window), stats: Stats::default(), liveness })
+        let agg = Aggregator::new(window);
+        Ok(ControllerState { hosts, agg, stats: Stats::default(), liveness, known, node: None })
     }
 
     async fn post_stop(
@@ -164,6 +198,13 @@ impl Actor for Controller {
             ControllerMsg::SetAggregation(d, reply) => {
                 let _ = reply.send(self.set_aggregation(state, d));
             }
+            ControllerMsg::AttachNode(node) => state.node = Some(node),
+            ControllerMsg::AddHost { host, endpoint, reply } => {
+                let _ = reply.send(self.add_host(state, &host, endpoint));
+            }
+            ControllerMsg::RemoveHost(host, reply) => {
+                let _ = reply.send(self.remove_host(state, &host));
+            }
             ControllerMsg::Stats(reply) => {
                 let mut stats = state.stats.clone();
                 stats.stale_seconds = state.agg.stale_time(Instant::now()).as_secs_f64();
@@ -183,20 +224,17 @@ impl Controller {
         manager: ActorRef<ToHost>,
     ) {
         tracing::info!(host = %host, "host registered");
-        let record = HostRecord {
-            name: host.clone(),
-            status: HostStatus::Online,
-            last_heartbeat: Some(rfc3339(OffsetDateTime::now_utc())),
-            threshold: 0,
-            endpoint: None,
-            containers: 0,
-        };
-        let view = HostView { record, manager, version: None, containers: BTreeMap::new(), last_seen: Instant::now() };
-        let old = state.hosts.insert(host.clone(), view);
-        if let (Some(old), Some(new)) = (old, state.hosts.get_mut(&host)) {
-            new.containers = old.containers;
-            new.record.threshold = old.record.threshold;
+        if state.known.upsert(&host, None) {
+            let _ = self.save_known(state);
         }
+        state.known.connected(&host);
+        let endpoint = state.known.hosts().get(&host).and_then(|k| k.endpoint.clone());
+        let view = state.hosts.entry(host.clone()).or_insert_with(|| HostView::offline(&host, endpoint));
+        view.manager = Some(manager);
+        view.version = None;
+        view.last_seen = Instant::now();
+        view.record.status = HostStatus::Online;
+        view.record.last_heartbeat = Some(rfc3339(OffsetDateTime::now_utc()));
         self.publish_host(state, &host);
         self.on_notice(myself, state, UpdateNotice { host, version: u64::MAX });
     }
@@ -216,7 +254,7 @@ impl Controller {
     fn on_heartbeat(&self, myself: &ActorRef<ControllerMsg>, state: &mut ControllerState, hb: Heartbeat) {
         state.stats.heartbeats += 1;
         self.count(state, &hb);
-        let Some(view) = state.hosts.get_mut(&hb.host) else { return };
+        let Some(view) = state.hosts.get_mut(&hb.host).filter(|v| v.manager.is_some()) else { return };
         view.last_seen = Instant::now();
         view.record.last_heartbeat = Some(rfc3339(OffsetDateTime::now_utc()));
         let came_back = view.record.status == HostStatus::Offline;
@@ -234,12 +272,12 @@ impl Controller {
     /// Pulls every host that announced an update, each in its own task.
     fn close_window(&self, myself: &ActorRef<ControllerMsg>, state: &mut ControllerState) {
         for host in state.agg.close() {
-            let Some(view) = state.hosts.get(&host) else {
+            let Some((view, manager)) = state.hosts.get(&host).and_then(|v| Some((v, v.manager.clone()?))) else {
                 state.agg.pulled(Instant::now());
                 continue;
             };
             let req = PullRequest { since: view.version };
-            let (manager, me, timeout) = (view.manager.clone(), myself.clone(), self.config.call_timeout);
+            let (me, timeout) = (myself.clone(), self.config.call_timeout);
             state.stats.pulls += 1;
             self.count(state, &req);
             tokio::spawn(async move {
@@ -292,7 +330,7 @@ impl Controller {
 
     fn link_down(&self, state: &mut ControllerState, host: &str, link: ractor::ActorId) {
         let Some(view) = state.hosts.get_mut(host) else { return };
-        if view.manager.get_id() != link || view.record.status == HostStatus::Offline {
+        if view.manager.as_ref().is_none_or(|m| m.get_id() != link) || view.record.status == HostStatus::Offline {
             return;
         }
         view.record.status = HostStatus::Offline;
@@ -300,8 +338,66 @@ impl Controller {
         self.publish_host(state, host);
     }
 
+    fn add_host(
+        &self,
+        state: &mut ControllerState,
+        host: &str,
+        endpoint: Option<String>,
+    ) -> Result<HostRecord, String> {
+        if host.is_empty() || host.len() > 253 || host.chars().any(|c| c.is_control() || c == '/') {
+            return Err(format!("invalid host name {host:?}"));
+        }
+        if state.known.upsert(host, endpoint.clone()) {
+            self.save_known(state)?;
+        }
+        let view = state.hosts.entry(host.to_owned()).or_insert_with(|| HostView::offline(host, None));
+        if endpoint.is_some() {
+            view.record.endpoint = endpoint;
+        }
+        let record = view.record.clone();
+        self.publish_host(state, host);
+        self.dial_due(state);
+        Ok(record)
+    }
+
+    fn remove_host(&self, state: &mut ControllerState, host: &str) -> Result<(), HostUnavailable> {
+        let known = state.known.remove(host);
+        let view = state.hosts.remove(host);
+        if !known && view.is_none() {
+            return Err(HostUnavailable::Unknown(host.to_owned()));
+        }
+        let _ = self.save_known(state);
+        tracing::info!(host = %host, "host removed from supervision");
+        let _ = self.events.send(FleetEvent::Containers { host: host.to_owned(), containers: vec![], removed: vec![] });
+        Ok(())
+    }
+
+    fn save_known(&self, state: &ControllerState) -> Result<(), String> {
+        let Some(store) = &self.store else { return Ok(()) };
+        store.put(KEY_KNOWN_HOSTS, state.known.hosts()).map_err(|e| {
+            tracing::error!(error = %e, "cannot persist the known hosts");
+            e.to_string()
+        })
+    }
+
+    /// Dials the known hosts with an endpoint that are not online (cluster mode), with back-off.
+    fn dial_due(&self, state: &mut ControllerState) {
+        let Some(node) = &state.node else { return };
+        let hosts = &state.hosts;
+        let online = |h: &str| hosts.get(h).is_some_and(|v| v.record.status == HostStatus::Online);
+        for (host, endpoint) in state.known.due(Instant::now(), online, rand::random::<f64>()) {
+            let node = node.clone();
+            tokio::spawn(async move {
+                if let Err(e) = ractor_cluster::client_connect(&node, endpoint.as_str()).await {
+                    tracing::debug!(host = %host, endpoint = %endpoint, error = ?e, "cannot dial host");
+                }
+            });
+        }
+    }
+
     /// Marks hosts offline after the configured number of missed heartbeats.
     fn liveness(&self, state: &mut ControllerState) {
+        self.dial_due(state);
         let limit = self.config.heartbeat * self.config.missed_heartbeats;
         let now = Instant::now();
         let late: Vec<String> = state
@@ -345,10 +441,10 @@ impl Controller {
 
     fn manager(state: &ControllerState, host: &str) -> Result<ActorRef<ToHost>, HostUnavailable> {
         let view = state.hosts.get(host).ok_or_else(|| HostUnavailable::Unknown(host.to_owned()))?;
-        if view.record.status == HostStatus::Offline {
-            return Err(HostUnavailable::Offline(host.to_owned()));
+        match &view.manager {
+            Some(m) if view.record.status == HostStatus::Online => Ok(m.clone()),
+            _ => Err(HostUnavailable::Offline(host.to_owned())),
         }
-        Ok(view.manager.clone())
     }
 
     fn publish_host(&self, state: &ControllerState, host: &str) {

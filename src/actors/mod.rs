@@ -22,6 +22,7 @@ pub mod controller_link;
 pub mod host_link;
 pub mod host_manager;
 pub mod host_state;
+pub mod known_hosts;
 pub mod probe;
 pub mod protocol;
 pub mod wire;

@@ -6,7 +6,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use hms::bench::BenchCmd;
-use hms::cli::{StandaloneOpts, init_logging};
+use hms::cli::{ControllerOpts, ManagerNodeOpts, StandaloneOpts, init_logging};
+use hms::cluster::{ControllerNode, ManagerNode, ManagerParts};
 use hms::http::{self, Api};
 use hms::node::{Node, NodeParts};
 use hms::probe::icmp::IcmpProber;
@@ -23,6 +24,10 @@ struct Cli {
 enum Cmd {
     /// Controller + local manager + REST in one process, on the local Docker engine.
     Standalone(Box<StandaloneOpts>),
+    /// The controller node: fleet view, REST, host liveness; host managers join it.
+    Controller(Box<ControllerOpts>),
+    /// A host-manager node: heals the local engine and reports to the controller.
+    Manager(Box<ManagerNodeOpts>),
     /// Benchmarks (MTTR against a bare docker start, probing cost).
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -32,6 +37,8 @@ enum Cmd {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Standalone(opts) => standalone(*opts).await,
+        Cmd::Controller(opts) => controller(*opts).await,
+        Cmd::Manager(opts) => manager(*opts).await,
         Cmd::Bench(cmd) => {
             init_logging(hms::cli::LogFormat::Text);
             hms::bench::run(cmd).await
@@ -72,6 +79,62 @@ async fn standalone(opts: StandaloneOpts) -> anyhow::Result<()> {
     let _ = stop_tx.send(());
     node.stop().await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    tracing::info!("hms stopped");
+    Ok(())
+}
+
+async fn controller(opts: ControllerOpts) -> anyhow::Result<()> {
+    init_logging(opts.log_format);
+    let cookie = opts.cluster.cookie().map_err(anyhow::Error::msg)?;
+    let token = opts.api_token.clone().filter(|t| !t.is_empty());
+    if let Err(e) = http::check_bind(opts.http, token.as_deref()) {
+        bail!("{e} (--http)");
+    }
+    let listener = tokio::net::TcpListener::bind(opts.http)
+        .await
+        .with_context(|| format!("cannot listen on {} (--http)", opts.http))?;
+    let node = ControllerNode::start(opts.controller_config(), opts.data_dir.as_deref(), opts.listen, cookie)
+        .await
+        .with_context(|| format!("cannot start the controller node (--listen {})", opts.listen))?;
+    let api = Api {
+        controller: node.controller.clone(),
+        timeout: std::time::Duration::from_secs(5),
+        token: token.map(Into::into),
+    };
+    tracing::info!(http = %listener.local_addr()?, cluster = %opts.listen, "hms controller running");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(http::serve(listener, api, async move {
+        let _ = stop_rx.await;
+    }));
+    hms::shutdown::signal().await;
+    let _ = stop_tx.send(());
+    node.stop().await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    tracing::info!("hms stopped");
+    Ok(())
+}
+
+async fn manager(opts: ManagerNodeOpts) -> anyhow::Result<()> {
+    init_logging(opts.log_format);
+    let cookie = opts.cluster.cookie().map_err(anyhow::Error::msg)?;
+    let config = opts.manager.to_config().map_err(anyhow::Error::msg)?;
+    let runtime = DockerRuntime::connect(config.stop_timeout).await.context("cannot start: docker engine")?;
+    let prober = IcmpProber::new().context("cannot start: icmp probing")?;
+    let name = config.name.clone();
+    let parts = ManagerParts {
+        runtime: Arc::new(runtime),
+        prober: Arc::new(prober),
+        config,
+        listen: opts.listen,
+        controller: opts.controller.clone(),
+        cookie,
+    };
+    let node = ManagerNode::start(parts, opts.data_dir.as_deref())
+        .await
+        .with_context(|| format!("cannot start the manager node (--listen {})", opts.listen))?;
+    tracing::info!(host = %name, controller = ?opts.controller, "hms manager running");
+    hms::shutdown::signal().await;
+    node.stop().await;
     tracing::info!("hms stopped");
     Ok(())
 }
