@@ -219,6 +219,9 @@ pub struct ManagerNodeOpts {
     pub log_format: LogFormat,
     #[command(flatten)]
     pub cluster: ClusterOpts,
+    /// Benchmarks only: simulate this many containers on an in-memory engine instead of Docker.
+    #[arg(long, hide = true)]
+    pub simulate: Option<usize>,
     #[command(flatten)]
     pub manager: ManagerOpts,
 }

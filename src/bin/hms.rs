@@ -10,7 +10,10 @@ use hms::cli::{ControllerOpts, ManagerNodeOpts, StandaloneOpts, init_logging};
 use hms::cluster::{ControllerNode, ManagerNode, ManagerParts};
 use hms::http::{self, Api};
 use hms::node::{Node, NodeParts};
+use hms::probe::Prober;
+use hms::probe::fake::FakeProber;
 use hms::probe::icmp::IcmpProber;
+use hms::runtime::ContainerRuntime;
 use hms::runtime::docker::DockerRuntime;
 
 #[derive(Parser)]
@@ -118,17 +121,16 @@ async fn manager(opts: ManagerNodeOpts) -> anyhow::Result<()> {
     init_logging(opts.log_format);
     let cookie = opts.cluster.cookie().map_err(anyhow::Error::msg)?;
     let config = opts.manager.to_config().map_err(anyhow::Error::msg)?;
-    let runtime = DockerRuntime::connect(config.stop_timeout).await.context("cannot start: docker engine")?;
-    let prober = IcmpProber::new().context("cannot start: icmp probing")?;
-    let name = config.name.clone();
-    let parts = ManagerParts {
-        runtime: Arc::new(runtime),
-        prober: Arc::new(prober),
-        config,
-        listen: opts.listen,
-        controller: opts.controller.clone(),
-        cookie,
+    let (runtime, prober): (Arc<dyn ContainerRuntime>, Arc<dyn Prober>) = match opts.simulate {
+        Some(n) => (Arc::new(hms::bench::simulated_engine(n, config.select.as_ref())), Arc::new(FakeProber::new())),
+        None => (
+            Arc::new(DockerRuntime::connect(config.stop_timeout).await.context("cannot start: docker engine")?),
+            Arc::new(IcmpProber::new().context("cannot start: icmp probing")?),
+        ),
     };
+    let name = config.name.clone();
+    let parts =
+        ManagerParts { runtime, prober, config, listen: opts.listen, controller: opts.controller.clone(), cookie };
     let node = ManagerNode::start(parts, opts.data_dir.as_deref())
         .await
         .with_context(|| format!("cannot start the manager node (--listen {})", opts.listen))?;

@@ -63,7 +63,8 @@ impl FakeRuntime {
     pub fn add(&self, name: &str, labels: &[(&str, &str)]) -> String {
         let mut g = self.lock();
         g.next_ip = g.next_ip.wrapping_add(1);
-        let id = format!("{:0>64}", format!("{:x}{}", g.containers.len() + 1, hex_name(name)));
+        // a 12-digit counter first, so short ids are unique as in Docker
+        let id = format!("{:0<64}", format!("{:012x}{}", g.containers.len() + 1, hex_name(name)));
         let c = ObservedContainer {
             id: id.clone(),
             name: name.to_owned(),

@@ -3,6 +3,7 @@
 //! - `mttr`: kills monitored containers and measures kill → `start` event, next to a bare
 //!   `docker start` of the same image measured the same way in the same run.
 //! - `probe`: CPU and resident memory of probing many containers at one window per second.
+//! - `cluster`: one controller process and many simulated manager processes ([`cluster`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -19,6 +20,10 @@ use crate::probe::icmp::{IcmpProber, window_totals};
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::{ContainerRuntime, EventKind, Selector};
 
+mod cluster;
+
+pub use cluster::simulated_engine;
+
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCmd {
     /// MTTR of killed containers against a bare `docker start`.
@@ -30,6 +35,8 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 50)]
         baseline: usize,
     },
+    /// Update latency, CPU, memory and bandwidth of a controller with many simulated hosts.
+    Cluster(cluster::ClusterBench),
     /// CPU and memory of probing many containers.
     Probe {
         #[arg(long, default_value_t = 100)]
@@ -41,6 +48,9 @@ pub enum BenchCmd {
 }
 
 pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
+    if let BenchCmd::Cluster(b) = cmd {
+        return b.run().await;
+    }
     let rt = DockerRuntime::connect(Duration::from_secs(10)).await.context("docker engine")?;
     let tag = format!("hms-bench:{}", std::process::id());
     crate::testimage::build(&tag).map_err(anyhow::Error::msg)?;
@@ -48,6 +58,7 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     let result = match cmd {
         BenchCmd::Mttr { kills, baseline } => bench.mttr(kills, baseline).await,
         BenchCmd::Probe { containers, seconds } => bench.probe(containers, seconds).await,
+        BenchCmd::Cluster(_) => Ok(()),
     };
     bench.cleanup().await;
     result
@@ -293,26 +304,37 @@ impl Mttr {
 }
 
 /// CPU time of this process: (user, system).
-fn cpu_time() -> anyhow::Result<(Duration, Duration)> {
-    Ok((stat_ticks(11)?, stat_ticks(12)?))
+pub(crate) fn cpu_time() -> anyhow::Result<(Duration, Duration)> {
+    Ok((stat_ticks("self", 11)?, stat_ticks("self", 12)?))
+}
+
+/// CPU time (user + system) of process `pid`.
+pub(crate) fn process_cpu(pid: u32) -> anyhow::Result<Duration> {
+    let pid = pid.to_string();
+    Ok(stat_ticks(&pid, 11)? + stat_ticks(&pid, 12)?)
 }
 
 /// CPU time (user + system) of this process's waited-for children.
 fn children_cpu() -> anyhow::Result<Duration> {
-    Ok(stat_ticks(13)? + stat_ticks(14)?)
+    Ok(stat_ticks("self", 13)? + stat_ticks("self", 14)?)
 }
 
-/// A clock-tick field of `/proc/self/stat`, counted after the command name.
-fn stat_ticks(i: usize) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
+/// A clock-tick field of `/proc/<pid>/stat`, counted after the command name.
+fn stat_ticks(pid: &str, i: usize) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let after = stat.rsplit_once(") ").map(|(_, r)| r).context("malformed /proc/self/stat")?;
     let field = after.split_whitespace().nth(i).context("short /proc/self/stat")?;
     Ok(Duration::from_millis(10 * field.parse::<u64>()?))
 }
 
 /// Resident memory of this process, in KiB.
-fn rss_kib() -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
+pub(crate) fn rss_kib() -> anyhow::Result<u64> {
+    process_rss_kib("self")
+}
+
+/// Resident memory of process `pid` ("self" for this one), in KiB.
+pub(crate) fn process_rss_kib(pid: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
     Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
 }
