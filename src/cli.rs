@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::antagonist::inject::DEFAULT_TABLE;
+use crate::antagonist::plan::ConfigPatch;
+use crate::config::HealMode;
 use crate::config::{ControllerConfig, ManagerConfig, parse_secs, parse_threshold};
 use crate::policy::{PolicyParams, RestartPolicy};
 use crate::probe::WindowSpec;
@@ -77,6 +80,18 @@ pub struct ManagerOpts {
     /// Full listing period, in seconds.
     #[arg(long, env = "HMS_RESYNC", default_value = "10", value_parser = parse_secs)]
     pub resync: Duration,
+    /// How to heal: `hms`, `seed` (the seed's polling sweep, for experiments) or `off`.
+    #[arg(long, env = "HMS_HEAL_MODE", value_enum, default_value = "hms")]
+    pub heal_mode: HealMode,
+    /// The nftables table owned by this process's antagonist (unique per process on a host).
+    #[arg(long, env = "HMS_ANTAGONIST_TABLE", default_value = DEFAULT_TABLE, value_parser = parse_table)]
+    pub antagonist_table: String,
+}
+
+/// An nftables table name: letters, digits and `_`, at most 64.
+pub fn parse_table(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok { Ok(s.to_owned()) } else { Err(format!("expected letters, digits and _ (at most 64), got {s:?}")) }
 }
 
 impl ManagerOpts {
@@ -107,7 +122,8 @@ impl ManagerOpts {
         c.policy = policy;
         c.stop_timeout = self.stop_timeout;
         c.resync = self.resync;
-        Ok(c)
+        c.antagonist.table = self.antagonist_table.clone();
+        Ok(c.with_heal(self.heal_mode))
     }
 }
 
@@ -224,4 +240,52 @@ pub struct ManagerNodeOpts {
     pub simulate: Option<usize>,
     #[command(flatten)]
     pub manager: ManagerOpts,
+}
+
+/// Options of `hms antagonist`: a local run without a controller.
+#[derive(Debug, Clone, Args)]
+pub struct AntagonistOpts {
+    /// A built-in scenario: test_low_low, test_low_high, test_high_low, test_high_high.
+    #[arg(long, conflicts_with = "config")]
+    pub scenario: Option<String>,
+    /// A configuration as JSON (the REST body: heavy, balance, loss, frequency, duration, seed,
+    /// loss_scope, stop_timeout, …); unspecified fields keep their defaults.
+    #[arg(long)]
+    pub config: Option<String>,
+    /// Attack only containers with this label (KEY=VALUE).
+    #[arg(long, env = "HMS_SELECT", value_parser = |s: &str| s.parse::<Selector>())]
+    pub select: Option<Selector>,
+    /// Stop after this many seconds (default: until SIGINT/SIGTERM).
+    #[arg(long, value_parser = parse_secs)]
+    pub duration: Option<Duration>,
+    /// Directory of the ground-truth log (attacks.jsonl).
+    #[arg(long, env = "HMS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The host's name in the log (default: the machine's hostname).
+    #[arg(long, env = "HMS_NAME")]
+    pub name: Option<String>,
+    /// The nftables table owned by this run.
+    #[arg(long, env = "HMS_ANTAGONIST_TABLE", default_value = DEFAULT_TABLE, value_parser = parse_table)]
+    pub antagonist_table: String,
+    /// Log format.
+    #[arg(long, env = "HMS_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl AntagonistOpts {
+    /// The configuration patch of the run, validated (errors name the flag and the field).
+    pub fn patch(&self) -> Result<ConfigPatch, String> {
+        let mut p = match &self.config {
+            Some(json) => serde_json::from_str::<ConfigPatch>(json).map_err(|e| format!("--config: {e}"))?,
+            None => ConfigPatch::default(),
+        };
+        if let Some(s) = &self.scenario {
+            p.scenario = Some(s.clone());
+        }
+        if let Some(d) = self.duration {
+            p.run_time = Some(d.as_secs_f64());
+        }
+        p.validate().map_err(|e| format!("--scenario/--config/--duration: {e}"))?;
+        Ok(p)
+    }
 }

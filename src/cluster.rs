@@ -110,7 +110,9 @@ impl ManagerNode {
     pub async fn start(parts: ManagerParts, data_dir: Option<&Path>) -> Result<Self, NodeError> {
         let store = data_dir.map(|d| Store::open(d, "manager.redb")).transpose()?.map(Arc::new);
         let host = parts.config.name.clone();
-        let manager = HostManager { runtime: parts.runtime, prober: parts.prober, config: parts.config, store };
+        let mut config = parts.config;
+        config.antagonist.log_dir = config.antagonist.log_dir.or_else(|| data_dir.map(Path::to_path_buf));
+        let manager = HostManager { runtime: parts.runtime, prober: parts.prober, config, store };
         let (manager, _) = Actor::spawn(None, manager, ManagerArgs { controller: None })
             .await
             .map_err(|source| NodeError::Spawn { actor: "host manager", source })?;

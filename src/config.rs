@@ -1,10 +1,28 @@
 //! Typed, validated configuration of the manager and the controller.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::antagonist::inject::{DEFAULT_TABLE, Injector};
 
 use crate::policy::RestartPolicy;
 use crate::probe::WindowSpec;
 use crate::runtime::Selector;
+
+/// How a manager heals: HMS's own way, the seed's way (the experiments' baseline), or not at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealMode {
+    /// Engine events, probe windows, restart policy with back-off and quarantine.
+    #[default]
+    Hms,
+    /// Seed-faithful: a listing sweep every 0.2 s instead of events, a restart on the first window
+    /// over threshold, stop-then-start with a 10 s grace, no back-off, full content on every pull.
+    Seed,
+    /// Watch and report, never restart (what the antagonist alone does to availability).
+    Off,
+}
 
 /// Everything a host manager needs to know, validated at start-up.
 #[derive(Debug, Clone)]
@@ -26,6 +44,35 @@ pub struct ManagerConfig {
     /// Full listing every period, besides events.
     pub resync: Duration,
     pub heartbeat: Duration,
+    pub heal: HealMode,
+    pub antagonist: AntagonistSetup,
+}
+
+/// How the host's antagonist injects faults and where it logs them.
+#[derive(Clone)]
+pub struct AntagonistSetup {
+    /// The nftables table owned by this process's antagonist (one per instance).
+    pub table: String,
+    /// Data dir of the ground-truth log (`None`: kept in memory only).
+    pub log_dir: Option<PathBuf>,
+    /// The injector to use (`None`: netem or nftables, detected).
+    pub injector: Option<Arc<dyn Injector>>,
+}
+
+impl Default for AntagonistSetup {
+    fn default() -> Self {
+        Self { table: DEFAULT_TABLE.to_owned(), log_dir: None, injector: None }
+    }
+}
+
+impl std::fmt::Debug for AntagonistSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AntagonistSetup")
+            .field("table", &self.table)
+            .field("log_dir", &self.log_dir)
+            .field("injector", &self.injector.as_ref().map(|i| i.method()))
+            .finish()
+    }
 }
 
 impl ManagerConfig {
@@ -42,7 +89,21 @@ impl ManagerConfig {
             stop_timeout: Duration::from_secs(1),
             resync: Duration::from_secs(10),
             heartbeat: Duration::from_secs(1),
+            heal: HealMode::Hms,
+            antagonist: AntagonistSetup::default(),
         }
+    }
+
+    /// Switches to a healing mode, with the settings that mode implies.
+    pub fn with_heal(mut self, heal: HealMode) -> Self {
+        self.heal = heal;
+        if heal == HealMode::Seed {
+            self.resync = Duration::from_millis(200);
+            self.confirm = 1;
+            self.stop_timeout = Duration::from_secs(10);
+            self.policy = RestartPolicy::unlimited();
+        }
+        self
     }
 }
 

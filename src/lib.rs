@@ -6,10 +6,13 @@
 //! - [`health`] and [`policy`]: pure healing verdicts and the restart policy (back-off, quarantine).
 //! - [`runtime`]: Docker behind the `ContainerRuntime` trait (bollard and an in-memory fake).
 //! - [`probe`]: ICMP echo windows behind the `Prober` trait (surge-ping and a fake).
-//! - [`antagonist`]: fault injection (packet loss with nftables).
+//! - [`antagonist`]: fault injection (seeded planner, shutdowns, packet loss with netem or
+//!   nftables, ground-truth log); its actor is [`actors::antagonist`].
 //! - [`http`]: the REST API on warp.
 //! - [`node`]: assembling a standalone node; [`cluster`]: controller and manager nodes over
 //!   ractor_cluster; [`bench`]: the MTTR and probe-cost benchmarks.
+//! - [`ctl`]: `hmsctl`, the command-line client of the REST API.
+//! - [`fleet`]: the immutable fleet snapshots REST readers borrow.
 //! - [`store`]: durable settings (redb); [`config`]: typed configuration.
 
 pub mod actors;
@@ -18,6 +21,9 @@ pub mod bench;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod ctl;
+pub mod experiment;
+pub mod fleet;
 pub mod health;
 pub mod http;
 pub mod model;

@@ -66,7 +66,7 @@ pub fn short_id(id: &str) -> &str {
 }
 
 /// The state HMS publishes for a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ContainerState {
     Running,
@@ -78,7 +78,7 @@ pub enum ContainerState {
 }
 
 /// A published container record (the REST contract's field names).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ContainerRecord {
     /// 12-character short id.
     pub id: String,
@@ -98,7 +98,7 @@ pub struct ContainerRecord {
 }
 
 /// Whether a host is reachable from the controller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HostStatus {
     Online,
@@ -106,7 +106,7 @@ pub enum HostStatus {
 }
 
 /// A published host record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HostRecord {
     pub name: String,
     pub status: HostStatus,

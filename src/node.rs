@@ -64,8 +64,9 @@ impl Node {
             .await
             .map_err(|source| NodeError::Spawn { actor: "controller link", source })?;
         let host = parts.manager.name.clone();
-        let manager =
-            HostManager { runtime: parts.runtime, prober: parts.prober, config: parts.manager, store: mstore };
+        let mut config = parts.manager;
+        config.antagonist.log_dir = config.antagonist.log_dir.or_else(|| data_dir.map(Path::to_path_buf));
+        let manager = HostManager { runtime: parts.runtime, prober: parts.prober, config, store: mstore };
         let (manager, _) = Actor::spawn(None, manager, ManagerArgs { controller: None })
             .await
             .map_err(|source| NodeError::Spawn { actor: "host manager", source })?;

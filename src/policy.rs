@@ -98,6 +98,19 @@ impl RestartPolicy {
         })
     }
 
+    /// No back-off and no quarantine: every restart at once (the seed's behaviour).
+    pub fn unlimited() -> Self {
+        Self {
+            base: Duration::ZERO,
+            max: Duration::ZERO,
+            jitter: 0.0,
+            max_restarts: u32::MAX,
+            window: Duration::from_secs(1),
+            stable: Duration::from_secs(1),
+            quarantine: Duration::ZERO,
+        }
+    }
+
     pub fn max_restarts(&self) -> u32 {
         self.max_restarts
     }
@@ -162,6 +175,23 @@ impl RestartTracker {
         };
         let due = last + policy.backoff(recent, unit);
         if now >= due { Decision::Now } else { Decision::After(due - now) }
+    }
+
+    /// Decides for a start after a stop someone else ordered: at once, unless a restart is in
+    /// flight or the container is quarantined. Such starts are not counted by [`Self::decide`].
+    pub fn decide_external(&self, now: Instant) -> Decision {
+        if self.in_flight {
+            Decision::InFlight
+        } else if self.quarantined_until.is_some_and(|until| now < until) {
+            Decision::Quarantined
+        } else {
+            Decision::Now
+        }
+    }
+
+    /// Records the start of a start ordered after an external stop (not part of the history).
+    pub fn begin_external(&mut self) {
+        self.in_flight = true;
     }
 
     /// Records the start of a restart ordered at `now`.

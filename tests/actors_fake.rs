@@ -49,6 +49,26 @@ async fn container_dying_on_every_start_ends_quarantined_without_a_tight_loop() 
 }
 
 #[tokio::test(start_paused = true)]
+async fn containers_stopped_through_the_api_are_started_every_time_and_never_quarantined() {
+    use hms::runtime::ContainerRuntime;
+    let fleet = FakeFleet::start(test_manager_config("h", None)).await;
+    let id = fleet.runtime.add("target", &[]);
+    eventually(Duration::from_secs(5), "tracked", || async { fleet.record("target").await.is_some() }).await;
+    // an antagonist stopping it every 2 s: far more often than the quarantine's 5 restarts a minute
+    for round in 1..=10 {
+        fleet.runtime.stop(&id, Duration::from_secs(1)).await.unwrap();
+        eventually(Duration::from_millis(200), "started again at once", || async {
+            fleet.runtime.state(&id) == Some(hms::model::DockerState::Running)
+        })
+        .await;
+        assert_eq!(starts_of(&fleet.runtime.ops(), &id), round);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let rec = fleet.record("target").await.unwrap();
+    assert_eq!((rec.restarts, rec.state), (10, ContainerState::Running));
+}
+
+#[tokio::test(start_paused = true)]
 async fn user_monitor_releases_a_quarantined_container() {
     use hms::actors::host_manager::HostMsg;
     use hms::actors::protocol::Command;
@@ -241,4 +261,35 @@ async fn threshold_and_ignore_list_survive_a_restart() {
         fleet.record("web").await.is_some_and(|r| r.state == ContainerState::Ignored && r.threshold == 55)
     })
     .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn heal_mode_off_watches_but_never_restarts() {
+    let config = test_manager_config("h", None).with_heal(hms::config::HealMode::Off);
+    let fleet = FakeFleet::start(config).await;
+    let id = fleet.runtime.add("web", &[]);
+    eventually(Duration::from_secs(5), "tracked", || async { fleet.record("web").await.is_some() }).await;
+    fleet.runtime.crash(&id);
+    eventually(Duration::from_secs(5), "reported stopped", || async {
+        fleet.record("web").await.is_some_and(|r| r.state == ContainerState::Stopped)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(fleet.runtime.ops().is_empty(), "healing is off: {:?}", fleet.runtime.ops());
+}
+
+#[tokio::test(start_paused = true)]
+async fn seed_mode_polls_and_restarts_without_back_off_or_quarantine() {
+    let config = test_manager_config("h", None).with_heal(hms::config::HealMode::Seed);
+    let fleet = FakeFleet::start(config).await;
+    let id = fleet.runtime.add("flappy", &[]);
+    eventually(Duration::from_secs(5), "tracked", || async { fleet.record("flappy").await.is_some() }).await;
+    fleet.runtime.drop_streams(); // the seed has no event stream: only the 0.2 s sweep finds deaths
+    fleet.runtime.die_on_start(&id, true);
+    fleet.runtime.crash(&id);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let starts = starts_of(&fleet.runtime.ops(), &id);
+    // one restart per 0.2 s sweep, give or take the sweep phase: the storm the seed was known for
+    assert!((40..=51).contains(&starts), "seed mode restarted {starts} times in 10 s");
+    assert_ne!(fleet.record("flappy").await.unwrap().state, ContainerState::Quarantined);
 }

@@ -11,7 +11,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::NodeServerMessage;
 use serde::Serialize;
 use time::OffsetDateTime;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -21,6 +21,7 @@ use super::known_hosts::KnownHosts;
 use super::protocol::{Content, Heartbeat, PullRequest, UpdateNotice, wire_size};
 use super::wire::Wire;
 use crate::config::ControllerConfig;
+use crate::fleet::{FleetSnapshot, HostSnapshot};
 use crate::model::{ContainerRecord, HostRecord, HostStatus, rfc3339};
 use crate::store::Store;
 
@@ -58,6 +59,16 @@ pub enum ControllerMsg {
     AddHost { host: String, endpoint: Option<String>, reply: RpcReplyPort<Result<HostRecord, String>> },
     /// Remove a host from supervision and from the known hosts.
     RemoveHost(String, RpcReplyPort<Result<(), HostUnavailable>>),
+    /// The published fleet snapshots and change events, for REST readers.
+    Subscribe(RpcReplyPort<Subscription>),
+}
+
+/// What a reader of the fleet view holds: the latest snapshot (replaced on every change) and the
+/// change events.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub fleet: watch::Receiver<Arc<FleetSnapshot>>,
+    pub events: broadcast::Sender<FleetEvent>,
 }
 
 /// Local only: never crosses nodes.
@@ -121,7 +132,14 @@ impl HostView {
             endpoint,
             containers: 0,
         };
-        Self { record, manager: None, version: None, containers: BTreeMap::new(), last_seen: Instant::now() }
+        Self {
+            record,
+            manager: None,
+            version: None,
+            containers: BTreeMap::new(),
+            shared: None,
+            last_seen: Instant::now(),
+        }
     }
 }
 
@@ -131,6 +149,8 @@ struct HostView {
     manager: Option<ActorRef<ToHost>>,
     version: Option<u64>,
     containers: BTreeMap<String, ContainerRecord>,
+    /// `containers` as last published; None when it changed since.
+    shared: Option<Arc<Vec<ContainerRecord>>>,
     last_seen: Instant,
 }
 
@@ -142,6 +162,7 @@ pub struct ControllerState {
     liveness: JoinHandle<()>,
     known: KnownHosts,
     node: Option<ActorRef<NodeServerMessage>>,
+    snapshot: watch::Sender<Arc<FleetSnapshot>>,
 }
 
 impl Actor for Controller {
@@ -163,7 +184,10 @@ impl Actor for Controller {
         let hosts = known.hosts().iter().map(|(h, k)| (h.clone(), HostView::offline(h, k.endpoint.clone()))).collect();
         let liveness = myself.send_interval(self.config.heartbeat / 2, || ControllerMsg::Liveness);
         let agg = Aggregator::new(window);
-        Ok(ControllerState { hosts, agg, stats: Stats::default(), liveness, known, node: None })
+        let (snapshot, _) = watch::channel(Arc::new(FleetSnapshot::default()));
+        let mut state = ControllerState { hosts, agg, stats: Stats::default(), liveness, known, node: None, snapshot };
+        Self::publish_snapshot(&mut state);
+        Ok(state)
     }
 
     async fn post_stop(
@@ -181,6 +205,13 @@ impl Actor for Controller {
         msg: ControllerMsg,
         state: &mut ControllerState,
     ) -> Result<(), ActorProcessingErr> {
+        let read_only = matches!(
+            msg,
+            ControllerMsg::Fleet(_)
+                | ControllerMsg::Manager(..)
+                | ControllerMsg::Stats(_)
+                | ControllerMsg::Subscribe(_)
+        );
         match msg {
             ControllerMsg::Register { host, manager } => self.register(&myself, state, host, manager),
             ControllerMsg::LinkDown { host, link } => self.link_down(state, &host, link),
@@ -210,6 +241,13 @@ impl Actor for Controller {
                 stats.stale_seconds = state.agg.stale_time(Instant::now()).as_secs_f64();
                 let _ = reply.send(stats);
             }
+            ControllerMsg::Subscribe(reply) => {
+                let fleet = state.snapshot.subscribe();
+                let _ = reply.send(Subscription { fleet, events: self.events.clone() });
+            }
+        }
+        if !read_only {
+            Self::publish_snapshot(state);
         }
         Ok(())
     }
@@ -313,6 +351,7 @@ impl Controller {
         for c in &content.containers {
             view.containers.insert(c.full_id.clone(), c.clone());
         }
+        view.shared = None;
         view.version = Some(content.version);
         let threshold_changed =
             view.record.threshold != content.threshold || view.record.containers != view.containers.len();
@@ -436,6 +475,31 @@ impl Controller {
                 .map(|(h, v)| (h.clone(), v.containers.values().cloned().collect()))
                 .collect(),
             aggregation: state.agg.window().as_secs_f64(),
+        }
+    }
+
+    /// Publishes the view to REST readers when it changed (containers are shared between
+    /// snapshots until their host's content changes).
+    fn publish_snapshot(state: &mut ControllerState) {
+        let aggregation = state.agg.window().as_secs_f64();
+        let current = state.snapshot.borrow().clone();
+        let hosts: BTreeMap<String, HostSnapshot> = state
+            .hosts
+            .iter_mut()
+            .map(|(h, v)| {
+                let containers =
+                    v.shared.get_or_insert_with(|| Arc::new(v.containers.values().cloned().collect())).clone();
+                (h.clone(), HostSnapshot { record: v.record.clone(), containers })
+            })
+            .collect();
+        let same = current.aggregation == aggregation
+            && current.hosts.len() == hosts.len()
+            && hosts
+                .iter()
+                .zip(&current.hosts)
+                .all(|((h, a), (g, b))| h == g && a.record == b.record && Arc::ptr_eq(&a.containers, &b.containers));
+        if !same {
+            state.snapshot.send_replace(Arc::new(FleetSnapshot::new(hosts, aggregation)));
         }
     }
 

@@ -15,12 +15,15 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::antagonist::{Antagonist, AntagonistMsg};
 use super::controller_link::ToController;
 use super::host_state::{EventEffect, HostState, Plan, RestartOp};
 use super::probe::{ProbeActor, ProbeArgs, ProbeMsg};
 use super::protocol::{Command, CommandError, CommandOk, CommandReply, Content, Heartbeat, PullRequest, UpdateNotice};
 use super::wire::Wire;
-use crate::config::ManagerConfig;
+use crate::antagonist::exec::Target;
+use crate::antagonist::inject::SystemInjector;
+use crate::config::{HealMode, ManagerConfig};
 use crate::model::{ContainerRecord, ObservedContainer, short_id};
 use crate::policy::doubling;
 use crate::probe::{Prober, WindowStats};
@@ -61,6 +64,8 @@ pub enum HostMsg {
     SetController(Option<ActorRef<ToController>>),
     /// Every container record (local queries and tests).
     Records(RpcReplyPort<Vec<ContainerRecord>>),
+    /// Spawn the antagonist again after it died.
+    RespawnAntagonist,
 }
 
 /// Local only: never crosses nodes.
@@ -97,6 +102,9 @@ pub struct ManagerState {
     /// A notice was sent and not yet answered by a pull.
     notice_pending: bool,
     tasks: Vec<JoinHandle<()>>,
+    antagonist: Option<ActorRef<AntagonistMsg>>,
+    /// The targets last sent to the antagonist (`None`: none sent yet).
+    targets: Option<Vec<Target>>,
 }
 
 impl Actor for HostManager {
@@ -110,13 +118,16 @@ impl Actor for HostManager {
         args: ManagerArgs,
     ) -> Result<ManagerState, ActorProcessingErr> {
         let host = self.load_host_state()?;
-        let me = myself.clone();
-        let watcher = watch::spawn(self.runtime.clone(), move |w| me.cast(HostMsg::Watched(w)).is_ok());
-        let tasks = vec![
-            watcher,
+        let mut tasks = vec![
             myself.send_interval(self.config.resync, || HostMsg::Resync),
             myself.send_interval(self.config.heartbeat, || HostMsg::Heartbeat),
         ];
+        if self.config.heal == HealMode::Seed {
+            myself.cast(HostMsg::Resync)?; // the seed polls: no event stream
+        } else {
+            let me = myself.clone();
+            tasks.push(watch::spawn(self.runtime.clone(), move |w| me.cast(HostMsg::Watched(w)).is_ok()));
+        }
         let mut state = ManagerState {
             host,
             probes: HashMap::new(),
@@ -126,13 +137,19 @@ impl Actor for HostManager {
             controller: None,
             notice_pending: false,
             tasks,
+            antagonist: None,
+            targets: None,
         };
         Self::attach(&mut state, args.controller);
+        self.spawn_antagonist(&myself, &mut state).await;
         Ok(state)
     }
 
     async fn post_stop(&self, _myself: ActorRef<HostMsg>, state: &mut ManagerState) -> Result<(), ActorProcessingErr> {
         state.tasks.iter().for_each(JoinHandle::abort);
+        if let Some(a) = state.antagonist.take() {
+            let _ = a.stop_and_wait(None, Some(Duration::from_secs(2))).await;
+        }
         Ok(())
     }
 
@@ -156,7 +173,7 @@ impl Actor for HostManager {
                 self.changed(state, [&id]);
             }
             HostMsg::Heartbeat => Self::heartbeat(state),
-            HostMsg::Pull(req, reply) => Self::pull(state, req, reply),
+            HostMsg::Pull(req, reply) => self.pull(state, req, reply),
             HostMsg::Command(cmd, reply) => self.command(&myself, state, cmd, reply),
             HostMsg::SetController(c) => Self::attach(state, c),
             HostMsg::Records(reply) => {
@@ -164,6 +181,7 @@ impl Actor for HostManager {
                 let ids = state.host.containers.keys();
                 let _ = reply.send(ids.filter_map(|id| state.host.record(id, now)).collect());
             }
+            HostMsg::RespawnAntagonist => self.spawn_antagonist(&myself, state).await,
         }
         self.finish(&myself, state, version_before).await;
         Ok(())
@@ -175,6 +193,14 @@ impl Actor for HostManager {
         evt: SupervisionEvent,
         state: &mut ManagerState,
     ) -> Result<(), ActorProcessingErr> {
+        let antagonist = state.antagonist.as_ref().map(|a| a.get_id());
+        if evt.actor_id().is_some() && evt.actor_id() == antagonist && !matches!(evt, SupervisionEvent::ActorStarted(_))
+        {
+            tracing::warn!(host = %self.config.name, "antagonist exited: spawning an idle one");
+            state.antagonist = None;
+            myself.send_after(Duration::from_secs(1), || HostMsg::RespawnAntagonist);
+            return Ok(());
+        }
         match evt {
             SupervisionEvent::ActorFailed(cell, err) => self.probe_exited(&myself, state, &cell, &err.to_string()),
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
@@ -288,6 +314,9 @@ impl HostManager {
     }
 
     fn reconcile_quiet(&self, myself: &ActorRef<HostMsg>, state: &mut ManagerState, id: &str) {
+        if self.config.heal == HealMode::Off {
+            return;
+        }
         let now = Instant::now();
         let plan = state.host.plan(id, &self.config.policy, now, OffsetDateTime::now_utc(), rand::random());
         match plan {
@@ -348,6 +377,10 @@ impl HostManager {
                 state.host.restart_done_unknown(id);
             }
         }
+        if self.config.heal == HealMode::Seed {
+            // the seed decides only in its sweep: the next listing looks at this container again
+            return self.changed(state, [id]);
+        }
         if error.is_some() {
             self.schedule_reconcile(myself, id, Duration::from_millis(100));
         }
@@ -369,6 +402,40 @@ impl HostManager {
         }
         if state.host.version != version_before {
             self.notify(state);
+            Self::send_targets(state);
+        }
+    }
+
+    /// Spawns the (idle) antagonist as a linked child.
+    async fn spawn_antagonist(&self, myself: &ActorRef<HostMsg>, state: &mut ManagerState) {
+        let setup = &self.config.antagonist;
+        let injector = setup.injector.clone().unwrap_or_else(|| SystemInjector::detect(&setup.table));
+        let actor = Antagonist {
+            host: self.config.name.clone(),
+            runtime: self.runtime.clone(),
+            injector,
+            log_dir: setup.log_dir.clone(),
+        };
+        match Actor::spawn_linked(None, actor, Default::default(), myself.get_cell()).await {
+            Ok((a, _)) => {
+                state.antagonist = Some(a);
+                state.targets = None;
+                Self::send_targets(state);
+            }
+            Err(e) => tracing::error!(host = %self.config.name, error = %e, "cannot spawn the antagonist"),
+        }
+    }
+
+    /// Tells the antagonist the eligible containers (in scope, not ignored) when they changed.
+    fn send_targets(state: &mut ManagerState) {
+        let Some(a) = &state.antagonist else { return };
+        let host = &state.host;
+        let targets: Vec<Target> = (host.containers.values().filter(|t| !host.is_ignored(&t.obs)))
+            .map(|t| Target { id: t.obs.id.clone(), name: t.obs.name.clone() })
+            .collect();
+        if state.targets.as_ref() != Some(&targets) {
+            let _ = a.cast(AntagonistMsg::Targets(targets.clone()));
+            state.targets = Some(targets);
         }
     }
 
@@ -439,6 +506,16 @@ impl HostManager {
         cmd: Command,
         reply: RpcReplyPort<CommandReply>,
     ) {
+        if cmd.is_antagonist() {
+            return match &state.antagonist {
+                Some(a) => {
+                    let _ = a.cast(AntagonistMsg::Command(cmd, reply));
+                }
+                None => {
+                    let _ = reply.send(Err(CommandError::Conflict("the antagonist is restarting".to_owned())));
+                }
+            };
+        }
         let res = self.apply_command(state, &cmd);
         let res = res.inspect(|id| {
             if let Some(id) = id {
@@ -450,7 +527,8 @@ impl HostManager {
             }
         });
         let now = Instant::now();
-        let out = res.map(|id| CommandOk { container: id.and_then(|id| state.host.record(&id, now)) });
+        let out = res
+            .map(|id| CommandOk { container: id.and_then(|id| state.host.record(&id, now)), ..CommandOk::default() });
         let _ = reply.send(out);
     }
 
@@ -467,6 +545,7 @@ impl HostManager {
             }
             Command::Ignore(q) => (Some(host.ignore(q)?), KEY_IGNORED),
             Command::Monitor(q) => (Some(host.monitor(q, Instant::now())?), KEY_MONITORED),
+            other => return Err(CommandError::Invalid(format!("not a manager command: {other:?}"))),
         };
         tracing::info!(host = %host.name, command = ?cmd, "command applied");
         self.persist(host, key).map_err(|e| CommandError::Storage(e.to_string()))?;
@@ -500,8 +579,10 @@ impl HostManager {
         }
     }
 
-    fn pull(state: &mut ManagerState, req: PullRequest, reply: RpcReplyPort<Content>) {
+    fn pull(&self, state: &mut ManagerState, req: PullRequest, reply: RpcReplyPort<Content>) {
         state.notice_pending = false;
-        let _ = reply.send(state.host.content(req.since));
+        // the seed sent its whole monitoring log every time
+        let since = if self.config.heal == HealMode::Seed { None } else { req.since };
+        let _ = reply.send(state.host.content(since));
     }
 }

@@ -20,6 +20,8 @@ use crate::runtime::{EventKind, RuntimeEvent, Selector};
 pub const IGNORE_LABEL: &str = "hms.ignore";
 /// Label overriding the threshold of one container.
 pub const THRESHOLD_LABEL: &str = "hms.threshold";
+/// Engine events up to this long after one of our restarts ended are taken as that restart's.
+const OWN_EVENTS_GRACE: Duration = Duration::from_secs(1);
 /// How many removals are remembered for delta pulls.
 const TOMBSTONES: usize = 1024;
 
@@ -38,6 +40,11 @@ pub struct Tracked {
     pub retry_at: Option<Instant>,
     /// Content version of the last change to the published record.
     pub version: u64,
+    /// The current death was ordered through the engine's API by someone else (a `kill` event
+    /// outside our own restarts): an operator's or an antagonist's stop, not a crash.
+    pub stopped_externally: bool,
+    /// When our last restart ended: its own `kill` and `die` events may arrive after it.
+    pub restart_ended: Option<Instant>,
     published: Option<ContainerRecord>,
 }
 
@@ -144,6 +151,8 @@ impl HostState {
                     running_since: now,
                     retry_at: None,
                     version: 0,
+                    stopped_externally: false,
+                    restart_ended: None,
                     published: None,
                 };
                 self.containers.insert(obs.id, t);
@@ -192,6 +201,7 @@ impl HostState {
                 EventEffect::Reconcile(ev.id.clone())
             }
             EventKind::Start => {
+                t.stopped_externally = false;
                 if t.obs.state != DockerState::Running {
                     t.running_since = now;
                     t.streak = 0;
@@ -200,7 +210,13 @@ impl HostState {
                 EventEffect::Inspect(ev.id.clone())
             }
             // a lethal signal is followed by `die`; the periodic resync covers the rest
-            EventKind::Kill => EventEffect::Nothing,
+            EventKind::Kill => {
+                let ours = t.restart_ended.is_some_and(|at| now.duration_since(at) < OWN_EVENTS_GRACE);
+                if !t.tracker.in_flight() && !ours {
+                    t.stopped_externally = true;
+                }
+                EventEffect::Nothing
+            }
             EventKind::Destroy => {
                 self.remove(&ev.id);
                 EventEffect::Nothing
@@ -241,9 +257,17 @@ impl HostState {
             Need::Start(r) => (RestartOp::Start, r),
             Need::Restart(r) => (RestartOp::Restart, r),
         };
-        match t.tracker.decide(policy, now, unit) {
+        // A crash loop is what back-off and quarantine are for; a container someone stopped
+        // through the API is started again at once, and that start is not held against it.
+        let external = op == RestartOp::Start && t.stopped_externally;
+        let decision = if external { t.tracker.decide_external(now) } else { t.tracker.decide(policy, now, unit) };
+        match decision {
             Decision::Now => {
-                t.tracker.begin(policy, now);
+                if external {
+                    t.tracker.begin_external();
+                } else {
+                    t.tracker.begin(policy, now);
+                }
                 t.restarts += 1;
                 t.last_restart = Some(wall);
                 t.streak = 0;
@@ -266,6 +290,7 @@ impl HostState {
     pub fn restart_done(&mut self, id: &str, obs: Option<ObservedContainer>, now: Instant) {
         if let Some(t) = self.containers.get_mut(id) {
             t.tracker.finish();
+            t.restart_ended = Some(now);
         }
         match obs {
             Some(obs) => self.observe(obs, now),

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::antagonist::plan::{AntagonistConfig, ConfigPatch};
+use crate::antagonist::truth::AttackRecord;
 use crate::model::ContainerRecord;
 
 /// A host's link is up: the controller looks its link up and pulls everything.
@@ -60,12 +62,68 @@ pub enum Command {
     Ignore(String),
     /// Take a container off the ignore list (and out of quarantine).
     Monitor(String),
+    /// The antagonist's status.
+    AntagonistStatus,
+    /// Start the antagonist, with a configuration patch applied first.
+    AntagonistStart(Option<ConfigPatch>),
+    /// Change the antagonist's configuration (unspecified fields kept); a running one goes on
+    /// with the new configuration.
+    AntagonistConfigure(ConfigPatch),
+    /// Stop the antagonist, undoing every attack in progress.
+    AntagonistStop,
+    /// The ground truth: attacks that started at or after an RFC 3339 time (all when `None`).
+    Attacks { since: Option<String> },
 }
 
-/// A command's successful outcome: the affected container, when there is one.
+impl Command {
+    /// Whether the host's antagonist answers it (rather than its manager).
+    pub fn is_antagonist(&self) -> bool {
+        matches!(
+            self,
+            Self::AntagonistStatus
+                | Self::AntagonistStart(_)
+                | Self::AntagonistConfigure(_)
+                | Self::AntagonistStop
+                | Self::Attacks { .. }
+        )
+    }
+}
+
+/// Attacks carried out in the current (or last) run, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttackCounts {
+    pub shutdown: u64,
+    pub loss: u64,
+    /// Attacks the engine or the injector refused.
+    pub failed: u64,
+    /// Attacks cut short by a stop, a reconfiguration, or the target leaving the scope.
+    pub interrupted: u64,
+}
+
+/// One host's antagonist.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AntagonistStatus {
+    pub host: String,
+    pub running: bool,
+    pub config: AntagonistConfig,
+    /// Eligible containers (in scope, not ignored).
+    pub targets: u32,
+    /// Attacks in progress.
+    pub active: u32,
+    pub attacks: AttackCounts,
+    /// RFC 3339 start of the current (or last) run.
+    pub started_at: Option<String>,
+    /// How loss is injected here: `nftables` or `netem`.
+    pub method: String,
+}
+
+/// A command's successful outcome: the affected container, the antagonist's status or the
+/// attacks asked for, when the command has one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CommandOk {
     pub container: Option<ContainerRecord>,
+    pub antagonist: Option<AntagonistStatus>,
+    pub attacks: Option<Vec<AttackRecord>>,
 }
 
 /// Why a host refused a command.
@@ -109,5 +167,45 @@ mod tests {
             bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
         assert_eq!(back, c);
         assert_eq!(wire_size(&c), bytes.len());
+    }
+
+    fn round_trip<T: Serialize + serde::de::DeserializeOwned>(v: &T) -> T {
+        let bytes = bincode::serde::encode_to_vec(v, bincode::config::standard()).unwrap();
+        bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap().0
+    }
+
+    #[test]
+    fn antagonist_commands_and_answers_round_trip_through_bincode() {
+        use crate::antagonist::plan::LossScope;
+        let patch = ConfigPatch {
+            scenario: Some("test_high_high".into()),
+            heavy: Some(50.0),
+            loss_scope: Some(LossScope::Container),
+            run_time: Some(30.0),
+            seed: Some(u64::MAX),
+            ..ConfigPatch::default()
+        };
+        for cmd in [
+            Command::AntagonistStart(Some(patch.clone())),
+            Command::AntagonistStart(None),
+            Command::AntagonistConfigure(patch),
+            Command::AntagonistStop,
+            Command::AntagonistStatus,
+            Command::Attacks { since: Some("2026-01-01T00:00:00Z".into()) },
+        ] {
+            assert_eq!(round_trip(&cmd), cmd);
+        }
+        let status = AntagonistStatus {
+            host: "vm1".into(),
+            running: true,
+            config: AntagonistConfig::default(),
+            targets: 3,
+            active: 1,
+            attacks: AttackCounts { shutdown: 2, loss: 1, failed: 0, interrupted: 4 },
+            started_at: Some("2026-01-01T00:00:00Z".into()),
+            method: "nftables".into(),
+        };
+        let ok = CommandOk { container: None, antagonist: Some(status), attacks: Some(vec![]) };
+        assert_eq!(round_trip(&ok), ok);
     }
 }

@@ -80,7 +80,7 @@ fn spawn(args: &[&str], cookie: &str) -> anyhow::Result<Child> {
 
 /// Payload bytes sent and received on the TCP connections of local port `port` (the cluster
 /// port of the controller), from the kernel's `tcp_info` as `ss` reports it.
-fn cluster_bytes(port: &str) -> anyhow::Result<u64> {
+pub(crate) fn cluster_bytes(port: &str) -> anyhow::Result<u64> {
     let out = Command::new("ss").args(["-tinH", &format!("( sport = :{port} )")]).output().context("run ss")?;
     let text = String::from_utf8_lossy(&out.stdout);
     let sum = |key: &str| -> u64 {
@@ -141,7 +141,13 @@ impl ClusterBench {
 
         let port = listen.rsplit(':').next().unwrap_or_default().to_owned();
         let (cpu0, io0, i0) = (process_cpu(cpid)?, cluster_bytes(&port)?, Instant::now());
-        tokio::time::sleep(Duration::from_secs(self.seconds)).await;
+        let mut offline_seen = 0;
+        while i0.elapsed() < Duration::from_secs(self.seconds) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if let Ok((200, body, _)) = http(&http_addr, "GET", "/hosts", "").await {
+                offline_seen = offline_seen.max(body.matches("\"offline\"").count());
+            }
+        }
         let idle_secs = i0.elapsed().as_secs_f64();
         let idle_cpu = (process_cpu(cpid)? - cpu0).as_secs_f64() / idle_secs * 100.0;
         let idle_bps = cluster_bytes(&port)?.saturating_sub(io0) as f64 / idle_secs;
@@ -158,6 +164,7 @@ impl ClusterBench {
         lat.sort();
         gets.sort();
         self.print(full_after, (idle_cpu, idle_bps), (change_cpu, change_bps), &lat, &gets, size, rss);
+        println!("most hosts offline at once during the idle phase (sampled each second): {offline_seen}");
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 //!   `docker start` of the same image measured the same way in the same run.
 //! - `probe`: CPU and resident memory of probing many containers at one window per second.
 //! - `cluster`: one controller process and many simulated manager processes ([`cluster`]).
+//! - `rest`: REST throughput and latency with `wrk`, and MTTR while the API is loaded ([`rest`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -21,7 +22,9 @@ use crate::runtime::docker::DockerRuntime;
 use crate::runtime::{ContainerRuntime, EventKind, Selector};
 
 mod cluster;
+mod rest;
 
+pub(crate) use cluster::cluster_bytes;
 pub use cluster::simulated_engine;
 
 #[derive(Debug, clap::Subcommand)]
@@ -37,6 +40,8 @@ pub enum BenchCmd {
     },
     /// Update latency, CPU, memory and bandwidth of a controller with many simulated hosts.
     Cluster(cluster::ClusterBench),
+    /// REST requests/s and p99 with wrk, and MTTR under REST load.
+    Rest(rest::RestBench),
     /// CPU and memory of probing many containers.
     Probe {
         #[arg(long, default_value_t = 100)]
@@ -58,6 +63,7 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     let result = match cmd {
         BenchCmd::Mttr { kills, baseline } => bench.mttr(kills, baseline).await,
         BenchCmd::Probe { containers, seconds } => bench.probe(containers, seconds).await,
+        BenchCmd::Rest(ref b) => bench.rest(b).await,
         BenchCmd::Cluster(_) => Ok(()),
     };
     bench.cleanup().await;

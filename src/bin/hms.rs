@@ -5,8 +5,9 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
+use hms::antagonist::inject::{self, SystemInjector};
 use hms::bench::BenchCmd;
-use hms::cli::{ControllerOpts, ManagerNodeOpts, StandaloneOpts, init_logging};
+use hms::cli::{AntagonistOpts, ControllerOpts, ManagerNodeOpts, StandaloneOpts, init_logging};
 use hms::cluster::{ControllerNode, ManagerNode, ManagerParts};
 use hms::http::{self, Api};
 use hms::node::{Node, NodeParts};
@@ -15,6 +16,9 @@ use hms::probe::fake::FakeProber;
 use hms::probe::icmp::IcmpProber;
 use hms::runtime::ContainerRuntime;
 use hms::runtime::docker::DockerRuntime;
+
+/// Longest wait of a REST request for an actor's answer.
+const API_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Parser)]
 #[command(name = "hms", version, about = "Health monitor for Docker fleets")]
@@ -31,14 +35,20 @@ enum Cmd {
     Controller(Box<ControllerOpts>),
     /// A host-manager node: heals the local engine and reports to the controller.
     Manager(Box<ManagerNodeOpts>),
+    /// Fault injection on the local engine without a controller (ground truth in --data-dir).
+    Antagonist(Box<AntagonistOpts>),
     /// Benchmarks (MTTR against a bare docker start, probing cost).
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// The availability and bandwidth experiment: a controller, N manager processes, the
+    /// antagonist, and independent sampling (see docs/experiments.md).
+    Experiment(Box<hms::experiment::ExperimentOpts>),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    inject::install_panic_hook();
+    let res = match Cli::parse().command {
         Cmd::Standalone(opts) => standalone(*opts).await,
         Cmd::Controller(opts) => controller(*opts).await,
         Cmd::Manager(opts) => manager(*opts).await,
@@ -46,7 +56,31 @@ async fn main() -> anyhow::Result<()> {
             init_logging(hms::cli::LogFormat::Text);
             hms::bench::run(cmd).await
         }
-    }
+        Cmd::Antagonist(opts) => antagonist(*opts).await,
+        Cmd::Experiment(opts) => {
+            init_logging(hms::cli::LogFormat::Text);
+            hms::experiment::run(*opts).await
+        }
+    };
+    inject::undo_all_blocking();
+    res
+}
+
+async fn antagonist(opts: AntagonistOpts) -> anyhow::Result<()> {
+    init_logging(opts.log_format);
+    let config = opts.patch().map_err(anyhow::Error::msg)?;
+    let runtime = DockerRuntime::connect(std::time::Duration::from_secs(20)).await.context("docker engine")?;
+    let parts = hms::antagonist::local::LocalRun {
+        host: opts.name.clone().unwrap_or_else(hms::cli::hostname),
+        runtime: Arc::new(runtime),
+        injector: SystemInjector::detect(&opts.antagonist_table),
+        select: opts.select.clone(),
+        config,
+        data_dir: opts.data_dir.clone(),
+    };
+    let status = hms::antagonist::local::run(parts, hms::shutdown::signal()).await?;
+    println!("{}", serde_json::to_string(&status)?);
+    Ok(())
 }
 
 async fn standalone(opts: StandaloneOpts) -> anyhow::Result<()> {
@@ -58,6 +92,8 @@ async fn standalone(opts: StandaloneOpts) -> anyhow::Result<()> {
     }
     let runtime = DockerRuntime::connect(manager.stop_timeout).await.context("cannot start: docker engine")?;
     let prober = IcmpProber::new().context("cannot start: icmp probing")?;
+    let prober = hms::probe::counting::CountingProber::new(Arc::new(prober));
+    let probe_counters = prober.counters();
     let listener = tokio::net::TcpListener::bind(opts.http)
         .await
         .with_context(|| format!("cannot listen on {} (--http)", opts.http))?;
@@ -68,11 +104,8 @@ async fn standalone(opts: StandaloneOpts) -> anyhow::Result<()> {
         controller: opts.controller_config(),
     };
     let node = Node::standalone(parts, opts.data_dir.as_deref()).await.context("cannot start the node")?;
-    let api = Api {
-        controller: node.controller.clone(),
-        timeout: std::time::Duration::from_secs(5),
-        token: token.map(Into::into),
-    };
+    let api = Api::connect(node.controller.clone(), API_TIMEOUT, token).await?;
+    api.metrics.set_probe_counters(probe_counters);
     tracing::info!(http = %listener.local_addr()?, "hms standalone running");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(listener, api, async move {
@@ -99,11 +132,7 @@ async fn controller(opts: ControllerOpts) -> anyhow::Result<()> {
     let node = ControllerNode::start(opts.controller_config(), opts.data_dir.as_deref(), opts.listen, cookie)
         .await
         .with_context(|| format!("cannot start the controller node (--listen {})", opts.listen))?;
-    let api = Api {
-        controller: node.controller.clone(),
-        timeout: std::time::Duration::from_secs(5),
-        token: token.map(Into::into),
-    };
+    let api = Api::connect(node.controller.clone(), API_TIMEOUT, token).await?;
     tracing::info!(http = %listener.local_addr()?, cluster = %opts.listen, "hms controller running");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(listener, api, async move {
@@ -120,7 +149,10 @@ async fn controller(opts: ControllerOpts) -> anyhow::Result<()> {
 async fn manager(opts: ManagerNodeOpts) -> anyhow::Result<()> {
     init_logging(opts.log_format);
     let cookie = opts.cluster.cookie().map_err(anyhow::Error::msg)?;
-    let config = opts.manager.to_config().map_err(anyhow::Error::msg)?;
+    let mut config = opts.manager.to_config().map_err(anyhow::Error::msg)?;
+    if opts.simulate.is_some() {
+        config.antagonist.injector = Some(Arc::new(inject::FakeInjector::default()));
+    }
     let (runtime, prober): (Arc<dyn ContainerRuntime>, Arc<dyn Prober>) = match opts.simulate {
         Some(n) => (Arc::new(hms::bench::simulated_engine(n, config.select.as_ref())), Arc::new(FakeProber::new())),
         None => (

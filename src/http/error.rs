@@ -32,6 +32,8 @@ pub enum ApiError {
     #[error("{0}")]
     Timeout(String),
     #[error("{0}")]
+    NotImplemented(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -50,6 +52,7 @@ impl ApiError {
             Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "host_offline"),
             Self::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "host_timeout"),
+            Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -75,16 +78,20 @@ impl From<HostUnavailable> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: &'a str,
-    message: String,
+/// The JSON shape of every error.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A stable code: `bad_request`, `unauthorized`, `not_found`, `method_not_allowed`, `conflict`,
+    /// `payload_too_large`, `host_offline`, `host_timeout`, `not_implemented`, `internal`.
+    pub error: String,
+    /// What went wrong, for people.
+    pub message: String,
 }
 
 /// The JSON reply for an error.
 pub fn reply(e: &ApiError) -> warp::reply::Response {
     let (status, code) = e.status();
-    let body = warp::reply::json(&Body { error: code, message: e.to_string() });
+    let body = warp::reply::json(&ErrorBody { error: code.to_owned(), message: e.to_string() });
     warp::reply::with_status(body, status).into_response()
 }
 

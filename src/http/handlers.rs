@@ -1,21 +1,27 @@
-//! Thin handlers: an actor call with a timeout, then a DTO.
+//! Thin handlers: reads borrow the published snapshot; commands are an actor call with a
+//! timeout; then a DTO. Each carries its OpenAPI description.
 
 use ractor::rpc::CallResult;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use warp::Rejection;
+use warp::http::header::CONTENT_TYPE;
 use warp::reply::{Reply, Response, json};
 
+use super::error::ErrorBody;
 use super::{Api, ApiError};
-use crate::actors::controller::{ControllerMsg, Fleet, HostUnavailable};
+use crate::actors::controller::{ControllerMsg, HostUnavailable};
 use crate::actors::host_link::ToHost;
 use crate::actors::protocol::{Command, CommandOk};
 use crate::actors::wire::Wire;
-use crate::model::{ContainerRecord, HostRecord, resolve};
+use crate::model::{ContainerRecord, HostRecord, LookupError};
 
 /// `{"threshold": 0..100}`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ThresholdBody {
+    /// Packet-loss threshold in percent, 0–100.
+    #[schema(minimum = 0, maximum = 100)]
     threshold: i64,
 }
 
@@ -28,23 +34,67 @@ impl ThresholdBody {
 }
 
 /// `{"aggregation": seconds}`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigBody {
+    /// Aggregation window of the controller, in seconds, within (0, 3600].
     aggregation: f64,
 }
 
-#[derive(Serialize)]
-struct HostView {
-    host: HostRecord,
-    containers: Vec<ContainerRecord>,
+/// `{"endpoint": "ip:port"}`, optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddHostBody {
+    /// Cluster address of the host's manager node; the controller dials it.
+    endpoint: Option<String>,
 }
 
-#[derive(Serialize)]
-struct HostOutcome {
+impl AddHostBody {
+    fn endpoint(self) -> Result<Option<String>, ApiError> {
+        let Some(e) = self.endpoint else { return Ok(None) };
+        let valid = e.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if valid && !e.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
+            Ok(Some(e))
+        } else {
+            Err(ApiError::BadRequest(format!("endpoint must be host:port, got {e:?}")))
+        }
+    }
+}
+
+/// One host: its record and its containers.
+#[derive(Serialize, ToSchema)]
+pub struct HostView<'a> {
+    host: &'a HostRecord,
+    containers: &'a [ContainerRecord],
+}
+
+/// What one host answered to a fleet-wide command.
+#[derive(Serialize, ToSchema)]
+pub struct HostOutcome {
     host: String,
     ok: bool,
     error: Option<String>,
+}
+
+/// The answer to `POST /containers`.
+#[derive(Serialize, ToSchema)]
+pub struct FleetThreshold {
+    threshold: u8,
+    hosts: Vec<HostOutcome>,
+}
+
+/// The answer to `POST /containers/{address}`.
+#[derive(Serialize, ToSchema)]
+pub struct HostThreshold {
+    host: String,
+    threshold: u8,
+}
+
+/// The answer to `DELETE /containers/{address}`.
+#[derive(Serialize, ToSchema)]
+pub struct Removed {
+    host: String,
+    removed: bool,
 }
 
 fn reject(e: ApiError) -> Rejection {
@@ -64,12 +114,8 @@ impl Api {
         }
     }
 
-    async fn fleet(&self) -> Result<Fleet, ApiError> {
-        self.ask(ControllerMsg::Fleet).await
-    }
-
     /// Routes a command to one host and waits for its answer.
-    async fn route(&self, host: &str, cmd: Command) -> Result<CommandOk, ApiError> {
+    pub(super) async fn route(&self, host: &str, cmd: Command) -> Result<CommandOk, ApiError> {
         let manager = self.ask(|r| ControllerMsg::Manager(host.to_owned(), r)).await??;
         match manager.call(|r| ToHost::Command(Wire::new(cmd), r), Some(self.timeout)).await {
             Ok(CallResult::Success(res)) => res
@@ -82,83 +128,139 @@ impl Api {
     }
 }
 
+fn lookup_error(host: &str, id: &str, e: LookupError) -> ApiError {
+    match e {
+        LookupError::NotFound => ApiError::NotFound(format!("no container {id} on host {host}")),
+        LookupError::Ambiguous(c) => ApiError::Conflict(format!("{id:?} is ambiguous: it matches {}", c.join(", "))),
+    }
+}
+
+/// Every monitored container of every host.
+#[utoipa::path(get, path = "/containers", tag = "containers",
+    responses((status = 200, description = "every container record", body = [ContainerRecord])))]
 pub async fn list_containers(api: Api) -> Result<Response, Rejection> {
-    let fleet = api.fleet().await.map_err(reject)?;
-    let all: Vec<ContainerRecord> = fleet.containers.into_values().flatten().collect();
-    Ok(json(&all).into_response())
+    let mut res = Response::new(api.snapshot().containers_json().into());
+    res.headers_mut().insert(CONTENT_TYPE, warp::http::HeaderValue::from_static("application/json"));
+    Ok(res)
 }
 
-fn host_of(fleet: &mut Fleet, host: &str) -> Result<(HostRecord, Vec<ContainerRecord>), ApiError> {
-    let record = fleet.hosts.iter().find(|h| h.name == host).cloned();
-    let record = record.ok_or_else(|| ApiError::NotFound(format!("unknown host {host}")))?;
-    Ok((record, fleet.containers.remove(host).unwrap_or_default()))
-}
-
+/// One host: its status and its containers.
+#[utoipa::path(get, path = "/containers/{address}", tag = "hosts",
+    params(("address" = String, Path, description = "host name")),
+    responses((status = 200, body = HostView), (status = 404, body = ErrorBody)))]
 pub async fn host_view(host: String, api: Api) -> Result<Response, Rejection> {
-    let mut fleet = api.fleet().await.map_err(reject)?;
-    let (host, containers) = host_of(&mut fleet, &host).map_err(reject)?;
-    Ok(json(&HostView { host, containers }).into_response())
+    let fleet = api.snapshot();
+    let h = fleet.host(&host).ok_or_else(|| reject(ApiError::NotFound(format!("unknown host {host}"))))?;
+    Ok(json(&HostView { host: &h.record, containers: &h.containers }).into_response())
 }
 
+/// One container, by full id, short id, unique prefix or name.
+#[utoipa::path(get, path = "/containers/{address}/{id}", tag = "containers",
+    params(("address" = String, Path, description = "host name"),
+           ("id" = String, Path, description = "full id, short id, unique prefix or name")),
+    responses((status = 200, body = ContainerRecord), (status = 404, body = ErrorBody),
+              (status = 409, description = "ambiguous prefix: the message names the candidates", body = ErrorBody)))]
 pub async fn one_container(host: String, id: String, api: Api) -> Result<Response, Rejection> {
-    let mut fleet = api.fleet().await.map_err(reject)?;
-    let (_, containers) = host_of(&mut fleet, &host).map_err(reject)?;
-    let items = containers.iter().map(|c| (c.full_id.as_str(), c.name.as_str()));
-    let found = resolve(items, &id).map_err(|e| {
-        reject(match e {
-            crate::model::LookupError::NotFound => ApiError::NotFound(format!("no container {id} on host {host}")),
-            crate::model::LookupError::Ambiguous(c) => {
-                ApiError::Conflict(format!("{id:?} is ambiguous: it matches {c:?}"))
-            }
-        })
-    })?;
-    let record = containers.iter().find(|c| c.full_id == found);
+    let fleet = api.snapshot();
+    let h = fleet.host(&host).ok_or_else(|| reject(ApiError::NotFound(format!("unknown host {host}"))))?;
+    let i = fleet.find(h, &id).map_err(|e| reject(lookup_error(&host, &id, e)))?;
+    Ok(json(&h.containers[i]).into_response())
+}
+
+/// Sets the packet-loss threshold on every host.
+#[utoipa::path(post, path = "/containers", tag = "containers", request_body = ThresholdBody,
+    security(("bearer" = [])),
+    responses((status = 200, description = "each host's answer", body = FleetThreshold),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn set_threshold_everywhere(body: ThresholdBody, api: Api) -> Result<Response, Rejection> {
+    let threshold = body.value().map_err(reject)?;
+    let hosts: Vec<String> = api.snapshot().hosts.keys().cloned().collect();
+    if hosts.is_empty() {
+        return Err(reject(ApiError::Unavailable("no host is registered".to_owned())));
+    }
+    let calls = hosts.into_iter().map(|host| {
+        let api = api.clone();
+        async move {
+            let res = api.route(&host, Command::SetThreshold(threshold)).await;
+            HostOutcome { host, ok: res.is_ok(), error: res.err().map(|e| e.to_string()) }
+        }
+    });
+    let hosts = futures::future::join_all(calls).await;
+    Ok(json(&FleetThreshold { threshold, hosts }).into_response())
+}
+
+/// Adds a Docker host: the controller keeps it in its known hosts and dials its endpoint.
+#[utoipa::path(put, path = "/containers/{address}", tag = "hosts", request_body(content = AddHostBody, description = "optional"),
+    params(("address" = String, Path, description = "host name")), security(("bearer" = [])),
+    responses((status = 200, body = HostRecord), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn add_host(host: String, body: AddHostBody, api: Api) -> Result<Response, Rejection> {
+    let endpoint = body.endpoint().map_err(reject)?;
+    let record = api
+        .ask(|reply| ControllerMsg::AddHost { host, endpoint, reply })
+        .await
+        .map_err(reject)?
+        .map_err(|e| reject(ApiError::BadRequest(e)))?;
     Ok(json(&record).into_response())
 }
 
-pub async fn set_threshold_everywhere(body: ThresholdBody, api: Api) -> Result<Response, Rejection> {
-    let threshold = body.value().map_err(reject)?;
-    let fleet = api.fleet().await.map_err(reject)?;
-    if fleet.hosts.is_empty() {
-        return Err(reject(ApiError::Unavailable("no host is registered".to_owned())));
-    }
-    let calls = fleet.hosts.iter().map(|h| {
-        let api = api.clone();
-        async move {
-            let res = api.route(&h.name, Command::SetThreshold(threshold)).await;
-            HostOutcome { host: h.name.clone(), ok: res.is_ok(), error: res.err().map(|e| e.to_string()) }
-        }
-    });
-    let outcomes = futures::future::join_all(calls).await;
-    Ok(json(&serde_json::json!({ "threshold": threshold, "hosts": outcomes })).into_response())
-}
-
+/// Sets the threshold of one host.
+#[utoipa::path(post, path = "/containers/{address}", tag = "hosts", request_body = ThresholdBody,
+    params(("address" = String, Path, description = "host name")), security(("bearer" = [])),
+    responses((status = 200, body = HostThreshold), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
 pub async fn set_host_threshold(host: String, body: ThresholdBody, api: Api) -> Result<Response, Rejection> {
     let threshold = body.value().map_err(reject)?;
     api.route(&host, Command::SetThreshold(threshold)).await.map_err(reject)?;
-    Ok(json(&serde_json::json!({ "host": host, "threshold": threshold })).into_response())
+    Ok(json(&HostThreshold { host, threshold }).into_response())
 }
 
+/// Removes a host from supervision and from the known hosts.
+#[utoipa::path(delete, path = "/containers/{address}", tag = "hosts",
+    params(("address" = String, Path, description = "host name")), security(("bearer" = [])),
+    responses((status = 200, body = Removed), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn remove_host(host: String, api: Api) -> Result<Response, Rejection> {
+    api.ask(|r| ControllerMsg::RemoveHost(host.clone(), r)).await.map_err(reject)?.map_err(|e| reject(e.into()))?;
+    Ok(json(&Removed { host, removed: true }).into_response())
+}
+
+/// Monitors a container again (takes it off the ignore list, releases a quarantine).
+#[utoipa::path(put, path = "/containers/{address}/{id}", tag = "containers",
+    params(("address" = String, Path), ("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = ContainerRecord), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
 pub async fn monitor(host: String, id: String, api: Api) -> Result<Response, Rejection> {
     let ok = api.route(&host, Command::Monitor(id)).await.map_err(reject)?;
     Ok(json(&ok.container).into_response())
 }
 
+/// Ignores a container (puts it on the ignore list).
+#[utoipa::path(delete, path = "/containers/{address}/{id}", tag = "containers",
+    params(("address" = String, Path), ("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = ContainerRecord), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "already ignored, or ambiguous", body = ErrorBody),
+              (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
 pub async fn ignore(host: String, id: String, api: Api) -> Result<Response, Rejection> {
     let ok = api.route(&host, Command::Ignore(id)).await.map_err(reject)?;
     Ok(json(&ok.container).into_response())
 }
 
+/// Hosts with status and last heartbeat.
+#[utoipa::path(get, path = "/hosts", tag = "hosts", responses((status = 200, body = [HostRecord])))]
 pub async fn hosts(api: Api) -> Result<Response, Rejection> {
-    let fleet = api.fleet().await.map_err(reject)?;
-    Ok(json(&fleet.hosts).into_response())
+    let fleet = api.snapshot();
+    let hosts: Vec<&HostRecord> = fleet.host_records().collect();
+    Ok(json(&hosts).into_response())
 }
 
+/// The aggregation time.
+#[utoipa::path(get, path = "/config", tag = "config", responses((status = 200, body = ConfigBody)))]
 pub async fn get_config(api: Api) -> Result<Response, Rejection> {
-    let fleet = api.fleet().await.map_err(reject)?;
-    Ok(json(&serde_json::json!({ "aggregation": fleet.aggregation })).into_response())
+    Ok(json(&ConfigBody { aggregation: api.snapshot().aggregation }).into_response())
 }
 
+/// Changes the aggregation time (persisted).
+#[utoipa::path(put, path = "/config", tag = "config", request_body = ConfigBody, security(("bearer" = [])),
+    responses((status = 200, body = ConfigBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn put_config(body: ConfigBody, api: Api) -> Result<Response, Rejection> {
     let secs = body.aggregation;
     if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
@@ -169,5 +271,17 @@ pub async fn put_config(body: ConfigBody, api: Api) -> Result<Response, Rejectio
         .await
         .map_err(reject)?
         .map_err(|e| reject(ApiError::Internal(e)))?;
-    Ok(json(&serde_json::json!({ "aggregation": secs })).into_response())
+    Ok(json(&ConfigBody { aggregation: secs }).into_response())
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "observability",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+pub async fn metrics(api: Api) -> Result<Response, Rejection> {
+    let stats = api.ask(ControllerMsg::Stats).await.ok();
+    let text = api.metrics.render(&api.snapshot(), stats.as_ref());
+    let mut res = Response::new(text.into());
+    let ct = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    res.headers_mut().insert(CONTENT_TYPE, warp::http::HeaderValue::from_static(ct));
+    Ok(res)
 }

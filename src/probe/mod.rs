@@ -3,6 +3,7 @@
 //! - [`icmp::IcmpProber`] sends real echo requests through one shared surge-ping client.
 //! - [`fake::FakeProber`] answers from a table of per-address loss, for deterministic tests.
 
+pub mod counting;
 pub mod fake;
 pub mod icmp;
 

@@ -86,6 +86,16 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
+    async fn pid(&self, id: &str) -> Result<Option<u32>, RuntimeError> {
+        match self.docker.inspect_container(id, None).await {
+            Ok(resp) => Ok(resp.state.and_then(|s| s.pid).and_then(|p| u32::try_from(p).ok()).filter(|p| *p > 0)),
+            Err(e) => match refused("inspect", id, e) {
+                RuntimeError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
     async fn start(&self, id: &str) -> Result<(), RuntimeError> {
         ok_unless_error("start", id, self.docker.start_container(id, None).await)
     }

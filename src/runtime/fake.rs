@@ -160,6 +160,8 @@ fn stop_locked(g: &mut Inner, id: &str) -> Result<(), RuntimeError> {
         return Ok(());
     }
     c.state = DockerState::Exited;
+    // like Docker: a stop or kill through the API signals the container (`kill`) before it dies
+    emit(g, id, EventKind::Kill);
     emit(g, id, EventKind::Die);
     Ok(())
 }
@@ -183,6 +185,16 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn inspect(&self, id: &str) -> Result<Option<ObservedContainer>, RuntimeError> {
         Ok(self.lock().containers.get(id).cloned())
+    }
+
+    /// A made-up pid for running containers (derived from the address, stable per container).
+    async fn pid(&self, id: &str) -> Result<Option<u32>, RuntimeError> {
+        let g = self.lock();
+        let c = g.containers.get(id).filter(|c| c.state == DockerState::Running);
+        Ok(c.and_then(|c| c.ip).map(|ip| match ip {
+            IpAddr::V4(v4) => 100_000 + u32::from(v4.octets()[3]),
+            IpAddr::V6(_) => 100_000,
+        }))
     }
 
     async fn start(&self, id: &str) -> Result<(), RuntimeError> {

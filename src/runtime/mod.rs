@@ -88,6 +88,11 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn kill(&self, id: &str, signal: &str) -> Result<(), RuntimeError>;
     /// Stops (with `timeout`) and starts a container.
     async fn restart(&self, id: &str, timeout: Duration) -> Result<(), RuntimeError>;
+    /// The host pid of a running container's main process (its network namespace), if any.
+    async fn pid(&self, id: &str) -> Result<Option<u32>, RuntimeError> {
+        let _ = id;
+        Ok(None)
+    }
     /// Container events, replayed from `since` when given. The stream ends or yields an error
     /// when the connection drops; it never reconnects by itself.
     fn events(&self, since: Option<SystemTime>) -> BoxStream<'static, Result<RuntimeEvent, RuntimeError>>;

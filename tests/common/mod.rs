@@ -68,7 +68,30 @@ pub fn test_manager_config(name: &str, select: Option<Selector>) -> ManagerConfi
     c.select = select;
     c.policy = quick_policy(5);
     c.resync = Duration::from_secs(2);
+    c.antagonist.table = unique_table();
     c
+}
+
+/// An nftables table name unique to this process and call.
+pub fn unique_table() -> String {
+    unique("hms_t").replace('-', "_")
+}
+
+/// Sends a command to a manager and waits for its answer.
+pub async fn command(
+    manager: &ractor::ActorRef<HostMsg>,
+    cmd: hms::actors::protocol::Command,
+) -> hms::actors::protocol::CommandReply {
+    match manager.call(|r| HostMsg::Command(cmd, r), Some(Duration::from_secs(5))).await {
+        Ok(ractor::rpc::CallResult::Success(r)) => r,
+        other => panic!("manager did not answer: {other:?}"),
+    }
+}
+
+/// The antagonist's status through its manager.
+pub async fn antagonist_status(manager: &ractor::ActorRef<HostMsg>) -> hms::actors::protocol::AntagonistStatus {
+    let ok = command(manager, hms::actors::protocol::Command::AntagonistStatus).await.expect("status answers");
+    ok.antagonist.expect("a status")
 }
 
 /// Every record the manager publishes.
@@ -96,7 +119,11 @@ impl FakeFleet {
         Self::start_with(config, ControllerConfig::default(), None).await
     }
 
-    pub async fn start_with(config: ManagerConfig, controller: ControllerConfig, data_dir: Option<&Path>) -> Self {
+    pub async fn start_with(mut config: ManagerConfig, controller: ControllerConfig, data_dir: Option<&Path>) -> Self {
+        // the fake engine's pids are made up: never let a real injector act on them
+        if config.antagonist.injector.is_none() {
+            config.antagonist.injector = Some(Arc::new(hms::antagonist::inject::FakeInjector::default()));
+        }
         let (runtime, prober) = (FakeRuntime::new(), FakeProber::new());
         let parts = NodeParts {
             runtime: Arc::new(runtime.clone()),

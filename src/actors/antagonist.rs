@@ -1,0 +1,325 @@
+//! `Antagonist`: the per-host fault injector, idle until started.
+//!
+//! Its host manager sends it the eligible containers (in scope, not ignored) whenever that set
+//! changes, and forwards the controller's antagonist commands to it. While running, one
+//! [`Executor`] loop per target carries out that target's planned attacks; finished attacks come
+//! back as [`AntagonistMsg::Finished`] and are appended to the ground-truth log.
+//!
+//! Handlers await the injector (removing rules takes milliseconds), so a stop answers only once
+//! every attack in progress is undone.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use time::OffsetDateTime;
+use tokio::task::JoinHandle;
+
+use super::protocol::{AntagonistStatus, AttackCounts, Command, CommandError, CommandOk, CommandReply};
+use crate::antagonist::exec::{Active, Executor, Target, undo};
+use crate::antagonist::inject::Injector;
+use crate::antagonist::plan::{AntagonistConfig, ConfigPatch};
+use crate::antagonist::truth::{AttackKind, AttackLog, AttackRecord, Outcome, parse_time, stamp};
+use crate::runtime::ContainerRuntime;
+
+/// Longest wait for the injector while stopping.
+const UNDO_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Messages of the antagonist.
+#[derive(Debug)]
+pub enum AntagonistMsg {
+    /// The eligible containers (from the host manager or the local lister), when they change.
+    Targets(Vec<Target>),
+    /// An antagonist command (status, start, configure, stop, attacks).
+    Command(Command, RpcReplyPort<CommandReply>),
+    /// An attack ended.
+    Finished(AttackRecord),
+    /// The run time of run `n` is over.
+    RunOver(u64),
+}
+
+/// Local only: never crosses nodes.
+impl ractor::Message for AntagonistMsg {}
+
+/// The read-only half: edges and where the log goes.
+pub struct Antagonist {
+    pub host: String,
+    pub runtime: Arc<dyn ContainerRuntime>,
+    pub injector: Arc<dyn Injector>,
+    /// Data dir of the ground-truth log (`None`: memory only).
+    pub log_dir: Option<PathBuf>,
+}
+
+struct Run {
+    id: u64,
+    exec: Arc<Executor>,
+    loops: HashMap<String, JoinHandle<()>>,
+}
+
+/// If the actor dies (a panic skips `post_stop`), its state is dropped: no loop may outlive it.
+/// The replacement antagonist's start-up then removes the rules left in force.
+impl Drop for Run {
+    fn drop(&mut self) {
+        self.loops.values().for_each(JoinHandle::abort);
+    }
+}
+
+/// The mutable half.
+pub struct AntagonistState {
+    config: AntagonistConfig,
+    targets: BTreeMap<String, Target>,
+    run: Option<Run>,
+    runs: u64,
+    counts: AttackCounts,
+    started_at: Option<String>,
+    log: AttackLog,
+    /// Containers whose namespace was cleared of a crashed process's leftovers (once each).
+    swept: BTreeSet<String>,
+}
+
+impl Actor for Antagonist {
+    type Msg = AntagonistMsg;
+    type State = AntagonistState;
+    type Arguments = AntagonistConfig;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<AntagonistMsg>,
+        config: AntagonistConfig,
+    ) -> Result<AntagonistState, ActorProcessingErr> {
+        if let Err(e) = self.injector.clear_all().await {
+            tracing::warn!(host = %self.host, error = %e, "cannot remove leftover loss rules");
+        }
+        let log_dir = self.log_dir.clone();
+        let log = tokio::task::spawn_blocking(move || AttackLog::open(log_dir.as_deref())).await?;
+        Ok(AntagonistState {
+            config,
+            targets: BTreeMap::new(),
+            run: None,
+            runs: 0,
+            counts: AttackCounts::default(),
+            started_at: None,
+            log,
+            swept: BTreeSet::new(),
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<AntagonistMsg>,
+        state: &mut AntagonistState,
+    ) -> Result<(), ActorProcessingErr> {
+        self.stop_run(state).await;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<AntagonistMsg>,
+        msg: AntagonistMsg,
+        state: &mut AntagonistState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            AntagonistMsg::Targets(targets) => self.on_targets(state, targets).await,
+            AntagonistMsg::Command(cmd, reply) => {
+                let res = self.command(&myself, state, cmd).await;
+                let _ = reply.send(res);
+            }
+            AntagonistMsg::Finished(record) => self.record(state, record),
+            AntagonistMsg::RunOver(id) if state.run.as_ref().is_some_and(|r| r.id == id) => {
+                tracing::info!(host = %self.host, "antagonist run time over");
+                self.stop_run(state).await;
+            }
+            AntagonistMsg::RunOver(_) => {}
+        }
+        Ok(())
+    }
+}
+
+impl Antagonist {
+    async fn command(
+        &self,
+        myself: &ActorRef<AntagonistMsg>,
+        state: &mut AntagonistState,
+        cmd: Command,
+    ) -> CommandReply {
+        match cmd {
+            Command::AntagonistStatus => {}
+            Command::AntagonistStart(patch) => self.start(myself, state, patch)?,
+            Command::AntagonistConfigure(patch) => self.configure(myself, state, &patch).await?,
+            Command::AntagonistStop => self.stop_run(state).await,
+            Command::Attacks { since } => return self.attacks(state, since.as_deref()),
+            other => return Err(CommandError::Invalid(format!("not an antagonist command: {other:?}"))),
+        }
+        Ok(CommandOk { antagonist: Some(self.status(state)), ..CommandOk::default() })
+    }
+
+    fn start(
+        &self,
+        myself: &ActorRef<AntagonistMsg>,
+        state: &mut AntagonistState,
+        patch: Option<ConfigPatch>,
+    ) -> Result<(), CommandError> {
+        if state.run.is_some() {
+            return Err(CommandError::Conflict(format!("the antagonist of {} is already running", self.host)));
+        }
+        let config = match &patch {
+            Some(p) => state.config.patched(p).map_err(|e| CommandError::Invalid(e.to_string()))?,
+            None => state.config.clone(),
+        };
+        if state.targets.is_empty() {
+            return Err(CommandError::Conflict(format!("no eligible container to attack on {}", self.host)));
+        }
+        state.config = config;
+        state.counts = AttackCounts::default();
+        state.started_at = Some(stamp(OffsetDateTime::now_utc()));
+        self.start_run(myself, state);
+        Ok(())
+    }
+
+    async fn configure(
+        &self,
+        myself: &ActorRef<AntagonistMsg>,
+        state: &mut AntagonistState,
+        patch: &ConfigPatch,
+    ) -> Result<(), CommandError> {
+        state.config = state.config.patched(patch).map_err(|e| CommandError::Invalid(e.to_string()))?;
+        tracing::info!(host = %self.host, config = ?state.config, "antagonist configured");
+        if state.run.is_some() {
+            self.stop_run(state).await;
+            self.start_run(myself, state);
+        }
+        Ok(())
+    }
+
+    /// Spawns one loop per target with the current configuration.
+    fn start_run(&self, myself: &ActorRef<AntagonistMsg>, state: &mut AntagonistState) {
+        state.runs += 1;
+        let me = myself.clone();
+        let exec = Arc::new(Executor {
+            host: self.host.clone(),
+            runtime: self.runtime.clone(),
+            injector: self.injector.clone(),
+            config: state.config.clone(),
+            active: Active::default(),
+            report: Box::new(move |r| {
+                let _ = me.cast(AntagonistMsg::Finished(r));
+            }),
+        });
+        let mut run = Run { id: state.runs, exec, loops: HashMap::new() };
+        for t in state.targets.values() {
+            Self::spawn_loop(&mut run, t.clone());
+        }
+        if let Some(secs) = state.config.run_time {
+            let id = run.id;
+            myself.send_after(Duration::from_secs_f64(secs), move || AntagonistMsg::RunOver(id));
+        }
+        tracing::info!(host = %self.host, targets = run.loops.len(), config = ?state.config, "antagonist started");
+        state.run = Some(run);
+    }
+
+    fn spawn_loop(run: &mut Run, target: Target) {
+        let id = target.id.clone();
+        run.loops.insert(id, tokio::spawn(run.exec.clone().run(target)));
+    }
+
+    /// Aborts every loop, undoes the attacks in progress and logs them as interrupted.
+    async fn stop_run(&self, state: &mut AntagonistState) {
+        let Some(mut run) = state.run.take() else { return };
+        let handles: Vec<JoinHandle<()>> = std::mem::take(&mut run.loops).into_values().collect();
+        handles.iter().for_each(JoinHandle::abort);
+        for h in handles {
+            let _ = h.await;
+        }
+        let injector = self.injector.as_ref();
+        let undo_all = async {
+            let records = undo(&run.exec.active, injector, None).await;
+            if let Err(e) = injector.clear_all().await {
+                tracing::warn!(host = %self.host, error = %e, "cannot remove the loss table");
+            }
+            records
+        };
+        let records = tokio::time::timeout(UNDO_TIMEOUT, undo_all).await.unwrap_or_else(|_| {
+            tracing::error!(host = %self.host, "undoing the attacks took too long");
+            Vec::new()
+        });
+        records.into_iter().for_each(|r| self.record(state, r));
+        tracing::info!(host = %self.host, attacks = ?state.counts, "antagonist stopped");
+    }
+
+    async fn on_targets(&self, state: &mut AntagonistState, targets: Vec<Target>) {
+        let new: BTreeMap<String, Target> = targets.into_iter().map(|t| (t.id.clone(), t)).collect();
+        self.sweep(state, &new).await;
+        let gone: Vec<String> = state.targets.keys().filter(|id| !new.contains_key(*id)).cloned().collect();
+        let added: Vec<Target> = new.values().filter(|t| !state.targets.contains_key(&t.id)).cloned().collect();
+        state.targets = new;
+        let Some(run) = state.run.as_mut() else { return };
+        for id in &gone {
+            if let Some(h) = run.loops.remove(id) {
+                h.abort();
+                let _ = h.await;
+            }
+        }
+        let exec = run.exec.clone();
+        for t in added {
+            Self::spawn_loop(run, t);
+        }
+        for r in undo(&exec.active, self.injector.as_ref(), Some(&gone)).await {
+            self.record(state, r);
+        }
+    }
+
+    /// Removes our table from the namespace of every target seen for the first time (leftovers of
+    /// a crashed process); a new target is not attacked yet, so nothing of ours is lost.
+    async fn sweep(&self, state: &mut AntagonistState, targets: &BTreeMap<String, Target>) {
+        state.swept.retain(|id| targets.contains_key(id));
+        let mut pids = Vec::new();
+        for id in targets.keys() {
+            if state.swept.insert(id.clone())
+                && let Ok(Some(pid)) = self.runtime.pid(id).await
+            {
+                pids.push(pid);
+            }
+        }
+        if pids.is_empty() {
+            return;
+        }
+        if let Err(e) = self.injector.clear_leftovers(&pids).await {
+            tracing::warn!(host = %self.host, error = %e, "cannot remove leftover loss rules");
+        }
+    }
+
+    fn record(&self, state: &mut AntagonistState, r: AttackRecord) {
+        let c = &mut state.counts;
+        match (r.outcome, r.kind) {
+            (Outcome::Failed, _) => c.failed += 1,
+            (Outcome::Interrupted, _) => c.interrupted += 1,
+            (Outcome::Done, AttackKind::Shutdown) => c.shutdown += 1,
+            (Outcome::Done, AttackKind::Loss) => c.loss += 1,
+        }
+        if let Err(e) = state.log.append(r) {
+            tracing::error!(host = %self.host, error = %e, "cannot write the ground truth");
+        }
+    }
+
+    fn attacks(&self, state: &AntagonistState, since: Option<&str>) -> CommandReply {
+        let since = since.map(parse_time).transpose().map_err(|e| CommandError::Invalid(format!("since: {e}")))?;
+        Ok(CommandOk { attacks: Some(state.log.since(since)), ..CommandOk::default() })
+    }
+
+    fn status(&self, state: &AntagonistState) -> AntagonistStatus {
+        let active = state.run.as_ref().map_or(0, |r| r.exec.active.lock().map_or(0, |a| a.len()));
+        AntagonistStatus {
+            host: self.host.clone(),
+            running: state.run.is_some(),
+            config: state.config.clone(),
+            targets: u32::try_from(state.targets.len()).unwrap_or(u32::MAX),
+            active: u32::try_from(active).unwrap_or(u32::MAX),
+            attacks: state.counts.clone(),
+            started_at: state.started_at.clone(),
+            method: self.injector.method().to_owned(),
+        }
+    }
+}

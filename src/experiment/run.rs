@@ -1,0 +1,299 @@
+//! One experiment run: a controller (in this process), N `hms manager` processes scoped to their
+//! own labelled containers on the local engine, the antagonist on every host, and the samplers.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, bail};
+use ractor::ActorRef;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::ground_truth;
+use super::procs::{Containers, Managers};
+use super::sampler::{self, Target, secs_since};
+use super::score::{self, RunData, Sample, Score};
+use crate::actors::controller::{ControllerMsg, Stats};
+use crate::cluster::ControllerNode;
+use crate::config::{ControllerConfig, HealMode};
+use crate::probe::Prober;
+use crate::runtime::ContainerRuntime;
+use crate::runtime::docker::DockerRuntime;
+
+/// What one run does.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSpec {
+    pub scenario: String,
+    pub aggregation: f64,
+    pub mode: HealMode,
+    pub duration: f64,
+    pub managers: usize,
+    pub containers: usize,
+    pub seed: u64,
+    pub loss_scope: String,
+    pub threshold: u8,
+}
+
+impl RunSpec {
+    /// Folder name of the run under `--out`.
+    pub fn dir_name(&self) -> String {
+        format!("{}-agg{}-{}", self.scenario, self.aggregation, serde_json::to_string(&self.mode).unwrap_or_default())
+            .replace('"', "")
+    }
+}
+
+/// Bandwidth between managers and controller over the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Bandwidth {
+    /// Mean payload bytes/s on the controller's cluster port (TCP, both directions).
+    pub bytes_per_sec: f64,
+    /// Highest one-second value.
+    pub peak_bytes_per_sec: f64,
+    /// Mean messages/s counted by the controller (notices, heartbeats, pulls, commands).
+    pub messages_per_sec: f64,
+    pub peak_messages_per_sec: f64,
+    /// Bytes/s of the HMS messages themselves (bincode size), as the controller counts them.
+    pub payload_bytes_per_sec: f64,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub spec: RunSpec,
+    pub score: Score,
+    /// Fraction of the run in which the controller's view had no unpulled update (the seed's
+    /// "availability").
+    pub view_freshness: f64,
+    pub bandwidth: Bandwidth,
+    /// Mean bare `docker start` measured in this run (seconds).
+    pub bare_start: f64,
+    pub samples_per_container: usize,
+}
+
+/// Runs one cell and writes its files under `out/<dir_name>/`.
+pub async fn run(spec: &RunSpec, image: &str, out: &Path, prober: Arc<dyn Prober>) -> anyhow::Result<RunResult> {
+    let dir = out.join(spec.dir_name());
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let docker = DockerRuntime::connect(Duration::from_secs(10)).await.context("docker engine")?;
+    let run_id = format!("x{}-{}", std::process::id(), rand::random::<u32>());
+    let mut containers = Containers { rt: docker.clone(), ids: Vec::new() };
+    let targets = create_containers(&mut containers, spec, &run_id, image).await?;
+    let bare_start = bare_start(&docker, image, &run_id, &mut containers).await?;
+
+    let cookie = format!("exp-{}", rand::random::<u64>());
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+    let config = ControllerConfig { aggregation: Duration::from_secs_f64(spec.aggregation), ..Default::default() };
+    let node = ControllerNode::start(config, None, listen, cookie.clone()).await.context("controller")?;
+    let mut managers = Managers::default();
+    let hosts = spawn_managers(&mut managers, spec, &run_id, &listen, &cookie, &dir)?;
+    let res = measure(spec, &node.controller, &hosts, &targets, &docker, prober, bare_start, &listen, &dir).await;
+    managers.stop(Duration::from_secs(5));
+    node.stop().await;
+    containers.remove_all().await;
+    let (result, samples) = res?;
+    write_samples(&dir.join("samples.csv"), &samples)?;
+    std::fs::write(dir.join("summary.json"), serde_json::to_vec_pretty(&result)?)?;
+    Ok(result)
+}
+
+async fn create_containers(
+    c: &mut Containers,
+    spec: &RunSpec,
+    run_id: &str,
+    image: &str,
+) -> anyhow::Result<Vec<Target>> {
+    let mut targets = Vec::new();
+    for h in 0..spec.managers {
+        let host_label = format!("{run_id}-vm{h}");
+        for i in 0..spec.containers {
+            let name = format!("hms-{run_id}-vm{h}-c{i}");
+            let id = c.rt.run_container(&name, image, &[("hms.host", &host_label), ("hms.exp", run_id)]).await?;
+            c.ids.push(id.clone());
+            targets.push(Target { id, name });
+        }
+    }
+    Ok(targets)
+}
+
+/// Mean time of a bare `docker start` (API call until it returns) of the same image, 10 samples.
+async fn bare_start(rt: &DockerRuntime, image: &str, run_id: &str, c: &mut Containers) -> anyhow::Result<f64> {
+    let id = rt.run_container(&format!("hms-{run_id}-baseline"), image, &[("hms.exp", run_id)]).await?;
+    c.ids.push(id.clone());
+    let mut total = Duration::ZERO;
+    for _ in 0..10 {
+        rt.kill(&id, "KILL").await?;
+        wait_stopped(rt, &id).await?;
+        let t = Instant::now();
+        rt.start(&id).await?;
+        total += t.elapsed();
+    }
+    Ok(total.as_secs_f64() / 10.0)
+}
+
+async fn wait_stopped(rt: &DockerRuntime, id: &str) -> anyhow::Result<()> {
+    for _ in 0..100 {
+        let running = rt.inspect(id).await?.is_some_and(|o| o.state == crate::model::DockerState::Running);
+        if !running {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bail!("container {id} did not stop")
+}
+
+fn spawn_managers(
+    m: &mut Managers,
+    spec: &RunSpec,
+    run_id: &str,
+    controller: &SocketAddr,
+    cookie: &str,
+    dir: &Path,
+) -> anyhow::Result<Vec<String>> {
+    let mode = serde_json::to_string(&spec.mode)?.replace('"', "");
+    let (controller, threshold) = (controller.to_string(), spec.threshold.to_string());
+    let mut hosts = Vec::new();
+    for h in 0..spec.managers {
+        let (name, data) = (format!("vm{h}"), dir.join(format!("vm{h}")));
+        std::fs::create_dir_all(&data)?;
+        let select = format!("hms.host={run_id}-vm{h}");
+        let table = format!("hms_{}_vm{h}", run_id.replace('-', "_"));
+        let data_s = data.to_string_lossy().into_owned();
+        let args = [
+            "--name",
+            &name,
+            "--controller",
+            &controller,
+            "--select",
+            &select,
+            "--heal-mode",
+            &mode,
+            "--data-dir",
+            &data_s,
+            "--threshold",
+            &threshold,
+            "--antagonist-table",
+            &table,
+        ];
+        m.spawn(&args, cookie, &dir.join(format!("vm{h}.log")))?;
+        hosts.push(name);
+    }
+    Ok(hosts)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn measure(
+    spec: &RunSpec,
+    controller: &ActorRef<ControllerMsg>,
+    hosts: &[String],
+    targets: &[Target],
+    docker: &DockerRuntime,
+    prober: Arc<dyn Prober>,
+    bare_start: f64,
+    listen: &SocketAddr,
+    dir: &Path,
+) -> anyhow::Result<(RunResult, BTreeMap<String, Vec<Sample>>)> {
+    wait_for_fleet(controller, targets.len()).await?;
+    let rt: Arc<dyn ContainerRuntime> = Arc::new(docker.clone());
+    let (mut events, recorder) = sampler::record_events(&rt, targets);
+    let (t0, wall0) = (Instant::now(), SystemTime::now());
+    super::control::start_antagonists(controller, hosts, spec).await?;
+    let until = t0 + Duration::from_secs_f64(spec.duration);
+    let stats0 = stats(controller).await?;
+    let sampling = sampler::sample(rt, prober, targets, t0, Duration::from_millis(250), until);
+    let (samples, series) = tokio::join!(sampling, bandwidth_series(controller, listen.port(), until));
+    let stats1 = stats(controller).await?;
+    super::control::stop_antagonists(controller, hosts).await?;
+    recorder.abort();
+    let mut run = RunData {
+        duration: spec.duration,
+        samples,
+        threshold: f64::from(spec.threshold),
+        bare_start,
+        ..RunData::default()
+    };
+    while let Ok((name, ev, at)) = events.try_recv() {
+        run.events.entry(name).or_default().push((secs_since(wall0, at), ev));
+    }
+    run.faults = ground_truth::read_faults(dir, hosts, wall0, &targets_by_id(targets))?;
+    let freshness = 1.0 - ((stats1.stale_seconds - stats0.stale_seconds) / spec.duration).clamp(0.0, 1.0);
+    let bandwidth = summarize(&series?, &stats0, &stats1, spec.duration);
+    let samples_per_container = run.samples.values().map(Vec::len).min().unwrap_or(0);
+    let result = RunResult {
+        spec: spec.clone(),
+        score: score::score(&run),
+        view_freshness: freshness,
+        bandwidth,
+        bare_start,
+        samples_per_container,
+    };
+    Ok((result, run.samples))
+}
+
+fn targets_by_id(targets: &[Target]) -> BTreeMap<String, String> {
+    targets.iter().map(|t| (t.id.clone(), t.name.clone())).collect()
+}
+
+async fn stats(controller: &ActorRef<ControllerMsg>) -> anyhow::Result<Stats> {
+    Ok(ractor::call_t!(controller, ControllerMsg::Stats, 5000)?)
+}
+
+async fn wait_for_fleet(controller: &ActorRef<ControllerMsg>, n: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let fleet = ractor::call_t!(controller, ControllerMsg::Fleet, 5000)?;
+        if fleet.containers.values().map(Vec::len).sum::<usize>() >= n {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("the fleet did not show all {n} containers within 30 s")
+}
+
+/// One point a second: (cluster-port bytes, controller messages).
+async fn bandwidth_series(
+    controller: &ActorRef<ControllerMsg>,
+    port: u16,
+    until: Instant,
+) -> anyhow::Result<Vec<(u64, u64)>> {
+    let mut out = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    while Instant::now() < until {
+        tick.tick().await;
+        let bytes = crate::bench::cluster_bytes(&port.to_string())?;
+        out.push((bytes, stats(controller).await?.messages));
+    }
+    Ok(out)
+}
+
+fn summarize(series: &[(u64, u64)], s0: &Stats, s1: &Stats, secs: f64) -> Bandwidth {
+    let deltas = |f: fn(&(u64, u64)) -> u64| -> Vec<f64> {
+        series.windows(2).map(|w| f(&w[1]).saturating_sub(f(&w[0])) as f64).collect()
+    };
+    let (bytes, msgs) = (deltas(|p| p.0), deltas(|p| p.1));
+    let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let peak = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    Bandwidth {
+        bytes_per_sec: mean(&bytes),
+        peak_bytes_per_sec: peak(&bytes),
+        messages_per_sec: mean(&msgs),
+        peak_messages_per_sec: peak(&msgs),
+        payload_bytes_per_sec: s1.bytes.saturating_sub(s0.bytes) as f64 / secs,
+    }
+}
+
+fn write_samples(path: &PathBuf, samples: &BTreeMap<String, Vec<Sample>>) -> anyhow::Result<()> {
+    let mut out = String::from("t,container,running,reachable\n");
+    for (name, v) in samples {
+        for s in v {
+            out.push_str(&format!("{:.3},{name},{},{}\n", s.t, u8::from(s.running), u8::from(s.reachable)));
+        }
+    }
+    std::fs::write(path, out).with_context(|| format!("write {}", path.display()))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
