@@ -204,6 +204,19 @@ async fn measure(prober: &IcmpProber, ip: std::net::IpAddr) -> f64 {
     prober.window(ip, spec).await.expect("probe window").loss()
 }
 
+/// The least loss of up to three windows: a clean link shows < 2 % in at least one of them, while
+/// a busy 2-core CI machine running the other Docker tests may drop a burst in any single window.
+async fn clean_loss(prober: &IcmpProber, ip: std::net::IpAddr) -> f64 {
+    let mut least = f64::MAX;
+    for _ in 0..3 {
+        least = least.min(measure(prober, ip).await);
+        if least < 2.0 {
+            break;
+        }
+    }
+    least
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_percent_configured_is_forty_to_sixty_measured_over_400_probes() {
     let mut fx = DockerFixture::new();
@@ -214,7 +227,8 @@ async fn fifty_percent_configured_is_forty_to_sixty_measured_over_400_probes() {
     let _guard = TableGuard { table: table.clone() };
     let injector = SystemInjector::new(&table, false);
     let prober = IcmpProber::new().expect("raw icmp (tests run as root)");
-    assert!(measure(&prober, ip).await < 2.0, "a clean link first");
+    let before = clean_loss(&prober, ip).await;
+    assert!(before < 2.0, "a clean link first: {before} %");
     for scope in [LossScope::Link, LossScope::Container] {
         let site = LossSite { ip, scope, pid: Some(pid) };
         injector.inject(&site, 50).await.expect("rule accepted");
@@ -222,7 +236,8 @@ async fn fifty_percent_configured_is_forty_to_sixty_measured_over_400_probes() {
         injector.clear(&site).await.unwrap();
         eprintln!("configured 50 % at {scope:?} scope: measured {loss:.1} % over 400 probes");
         assert!((40.0..=60.0).contains(&loss), "{scope:?}: measured {loss} %");
-        assert!(measure(&prober, ip).await < 2.0, "{scope:?}: clean again after clear");
+        let after = clean_loss(&prober, ip).await;
+        assert!(after < 2.0, "{scope:?}: clean again after clear: {after} %");
     }
     injector.clear_all().await.unwrap();
     assert!(!nft_ruleset().contains(&table));

@@ -27,13 +27,16 @@ use run::{RunResult, RunSpec};
 
 /// Aggregation times of the seed's grid.
 pub const GRID_AGGREGATIONS: [f64; 3] = [0.1, 1.0, 2.5];
+/// The scenario name of a run without the antagonist: every restart in it is a false one.
+pub const FAULT_FREE: &str = "none";
 /// Seconds per run in `--short` mode.
 pub const SHORT_SECS: f64 = 8.0;
 
 /// Options of `hms experiment`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExperimentOpts {
-    /// Antagonist scenario: test_low_low, test_low_high, test_high_low or test_high_high.
+    /// Antagonist scenario: test_low_low, test_low_high, test_high_low or test_high_high; none
+    /// runs without the antagonist (a fault-free run).
     #[arg(long, default_value = "test_low_low")]
     pub scenario: String,
     /// Aggregation time of the controller, in seconds.
@@ -74,9 +77,9 @@ pub struct ExperimentOpts {
 impl ExperimentOpts {
     /// The runs to make, validated.
     pub fn specs(&self) -> anyhow::Result<Vec<RunSpec>> {
-        if !SCENARIOS.iter().any(|s| s.name == self.scenario) {
+        if self.scenario != FAULT_FREE && !SCENARIOS.iter().any(|s| s.name == self.scenario) {
             let names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
-            bail!("--scenario must be one of {names:?}, got {:?}", self.scenario);
+            bail!("--scenario must be one of {names:?} or {FAULT_FREE:?}, got {:?}", self.scenario);
         }
         if !(self.aggregation.is_finite() && self.aggregation > 0.0 && self.aggregation <= 60.0) {
             bail!("--aggregation must be within (0, 60] seconds, got {}", self.aggregation);
@@ -121,6 +124,8 @@ pub async fn run(opts: ExperimentOpts) -> anyhow::Result<()> {
     let prober: Arc<dyn crate::probe::Prober> = Arc::new(IcmpProber::new().context("icmp probing")?);
     let image = format!("hms-experiment:{}", std::process::id());
     crate::testimage::build(&image).map_err(anyhow::Error::msg)?;
+    let summary = opts.out.join("summary.json");
+    let previous = read_summary(&summary)?;
     let mut results: Vec<RunResult> = Vec::new();
     let mut failure = None;
     for spec in &specs {
@@ -134,13 +139,39 @@ pub async fn run(opts: ExperimentOpts) -> anyhow::Result<()> {
         }
     }
     crate::testimage::remove(&image);
-    std::fs::write(opts.out.join("summary.json"), serde_json::to_vec_pretty(&results)?)?;
+    let results = merge(previous, results);
+    std::fs::write(&summary, serde_json::to_vec_pretty(&results)?)?;
     if !results.is_empty() {
         chart::availability(&results, &opts.out.join("availability.png"))?;
         chart::bandwidth(&results, &opts.out.join("bandwidth.png"))?;
     }
     print!("{}", table(&results));
     failure.map_or(Ok(()), Err)
+}
+
+/// The runs an earlier invocation left in `path` (none when it does not exist).
+fn read_summary(path: &std::path::Path) -> anyhow::Result<Vec<RunResult>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a summary of earlier runs; choose another --out", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
+    }
+}
+
+/// Earlier runs and new ones, a new run replacing an earlier one of the same cell and mode, in
+/// grid order (scenario, aggregation time, mode).
+pub fn merge(previous: Vec<RunResult>, new: Vec<RunResult>) -> Vec<RunResult> {
+    let mut all: Vec<RunResult> =
+        previous.into_iter().filter(|p| !new.iter().any(|n| n.spec.dir_name() == p.spec.dir_name())).collect();
+    all.extend(new);
+    let scenario = |r: &RunResult| SCENARIOS.iter().position(|s| s.name == r.spec.scenario).unwrap_or(usize::MAX);
+    all.sort_by(|a, b| {
+        (scenario(a).cmp(&scenario(b)))
+            .then(a.spec.aggregation.total_cmp(&b.spec.aggregation))
+            .then((a.spec.mode as u8).cmp(&(b.spec.mode as u8)))
+    });
+    all
 }
 
 /// The results as a markdown table.
@@ -179,4 +210,84 @@ pub fn table(results: &[RunResult]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(scenario: &str, aggregation: f64, mode: HealMode, availability: f64) -> RunResult {
+        RunResult {
+            spec: RunSpec {
+                scenario: scenario.into(),
+                aggregation,
+                mode,
+                duration: 8.0,
+                managers: 1,
+                containers: 1,
+                seed: 1,
+                loss_scope: "link".into(),
+                threshold: 30,
+            },
+            score: score::Score { availability, ..score::Score::default() },
+            view_freshness: 1.0,
+            bandwidth: run::Bandwidth::default(),
+            bare_start: 0.3,
+            samples_per_container: 32,
+        }
+    }
+
+    #[test]
+    fn a_new_run_replaces_the_same_cell_and_the_grid_order_is_kept() {
+        let previous = vec![
+            result("test_high_high", 0.1, HealMode::Hms, 0.5),
+            result("test_low_low", 1.0, HealMode::Off, 0.2),
+            result("test_low_low", 1.0, HealMode::Hms, 0.9),
+        ];
+        let new =
+            vec![result("test_low_low", 1.0, HealMode::Hms, 0.95), result("test_low_low", 0.1, HealMode::Seed, 0.7)];
+        let merged = merge(previous, new);
+        let keys: Vec<String> = merged.iter().map(|r| r.spec.dir_name()).collect();
+        assert_eq!(
+            keys,
+            ["test_low_low-agg0.1-seed", "test_low_low-agg1-hms", "test_low_low-agg1-off", "test_high_high-agg0.1-hms"]
+        );
+        assert_eq!(merged[1].score.availability, 0.95);
+    }
+
+    #[test]
+    fn a_summary_survives_a_round_trip_and_a_foreign_file_is_refused() {
+        let dir = std::env::temp_dir().join(format!("hms-summary-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("summary.json");
+        assert!(read_summary(&path).unwrap().is_empty());
+        let runs = vec![result("test_low_high", 2.5, HealMode::Seed, 0.4)];
+        std::fs::write(&path, serde_json::to_vec(&runs).unwrap()).unwrap();
+        assert_eq!(read_summary(&path).unwrap()[0].spec.dir_name(), runs[0].spec.dir_name());
+        std::fs::write(&path, b"{\"not\": \"a summary\"}").unwrap();
+        let err = read_summary(&path).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(err.contains("choose another --out"), "{err}");
+    }
+
+    #[test]
+    fn the_fault_free_scenario_is_accepted_and_unknown_ones_are_not() {
+        let mut opts = ExperimentOpts {
+            scenario: FAULT_FREE.into(),
+            aggregation: 1.0,
+            duration: 60.0,
+            out: "x".into(),
+            managers: 5,
+            containers: 5,
+            seed: 1,
+            modes: vec![HealMode::Hms],
+            all: false,
+            short: false,
+            loss_scope: "link".into(),
+            threshold: 30,
+        };
+        assert_eq!(opts.specs().unwrap().len(), 1);
+        opts.scenario = "test_medium".into();
+        assert!(opts.specs().unwrap_err().to_string().contains("--scenario must be one of"));
+    }
 }

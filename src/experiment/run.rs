@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use ractor::ActorRef;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::ground_truth;
@@ -24,7 +24,7 @@ use crate::runtime::ContainerRuntime;
 use crate::runtime::docker::DockerRuntime;
 
 /// What one run does.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunSpec {
     pub scenario: String,
     pub aggregation: f64,
@@ -46,7 +46,7 @@ impl RunSpec {
 }
 
 /// Bandwidth between managers and controller over the run.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Bandwidth {
     /// Mean payload bytes/s on the controller's cluster port (TCP, both directions).
     pub bytes_per_sec: f64,
@@ -60,7 +60,7 @@ pub struct Bandwidth {
 }
 
 /// Everything a run produced.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunResult {
     pub spec: RunSpec,
     pub score: Score,
@@ -199,13 +199,18 @@ async fn measure(
     let rt: Arc<dyn ContainerRuntime> = Arc::new(docker.clone());
     let (mut events, recorder) = sampler::record_events(&rt, targets);
     let (t0, wall0) = (Instant::now(), SystemTime::now());
-    super::control::start_antagonists(controller, hosts, spec).await?;
+    let attacked = spec.scenario != super::FAULT_FREE;
+    if attacked {
+        super::control::start_antagonists(controller, hosts, spec).await?;
+    }
     let until = t0 + Duration::from_secs_f64(spec.duration);
     let stats0 = stats(controller).await?;
     let sampling = sampler::sample(rt, prober, targets, t0, Duration::from_millis(250), until);
     let (samples, series) = tokio::join!(sampling, bandwidth_series(controller, listen.port(), until));
     let stats1 = stats(controller).await?;
-    super::control::stop_antagonists(controller, hosts).await?;
+    if attacked {
+        super::control::stop_antagonists(controller, hosts).await?;
+    }
     recorder.abort();
     let mut run = RunData {
         duration: spec.duration,

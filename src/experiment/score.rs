@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One availability sample of one container, taken independently of HMS.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,7 +23,7 @@ impl Sample {
 }
 
 /// What kind of fault the antagonist injected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     Shutdown,
@@ -69,7 +69,7 @@ pub struct RunData {
 pub const ATTRIBUTION_GRACE: f64 = 3.0;
 
 /// Mean, count and maximum of a series.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stat {
     pub n: usize,
     pub mean: f64,
@@ -87,7 +87,7 @@ impl Stat {
 }
 
 /// Detections scored against the ground truth.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Detections {
     /// Faults that called for action and got at least one.
     pub true_positives: usize,
@@ -98,7 +98,7 @@ pub struct Detections {
 }
 
 /// Every metric of a run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Score {
     /// Mean over containers of the fraction of samples where it was running and reachable.
     pub availability: f64,
@@ -226,8 +226,11 @@ fn detections(run: &RunData) -> Detections {
         if hit { d.true_positives += 1 } else { d.missed += 1 }
     }
     for c in run.events.keys() {
-        let covered =
-            |t: f64| run.faults.iter().any(|f| &f.container == c && t >= f.start && t <= f.end + ATTRIBUTION_GRACE);
+        let covered = |t: f64| {
+            run.faults.iter().any(|f| {
+                &f.container == c && actionable(f, run.threshold) && t >= f.start && t <= f.end + ATTRIBUTION_GRACE
+            })
+        };
         d.false_positives += starts(run, c).filter(|t| !covered(*t)).count();
     }
     d
@@ -252,9 +255,17 @@ pub fn union_len(mut spans: Vec<(f64, f64)>, limit: f64) -> f64 {
     total + cur.map_or(0.0, |(a, b)| b - a)
 }
 
+/// Probability that a reachability check (3 echoes, at least 2 answered) passes at `loss` %.
+pub fn reach_probability(loss: f64) -> f64 {
+    let p = (loss / 100.0).clamp(0.0, 1.0);
+    let q = 1.0 - p;
+    q * q * q + 3.0 * p * q * q
+}
+
 /// Availability with instant detection and a bare start: a shutdown costs its `die` → bare
-/// start, container-scope loss above threshold costs a bare start, link-scope loss its whole
-/// duration (no healer can cure it).
+/// start, container-scope loss above threshold costs a bare start, and loss nothing can or should
+/// cure (link scope, or container scope at or below the threshold) costs the expected unreachable
+/// fraction of its duration.
 fn bound(run: &RunData) -> f64 {
     if run.samples.is_empty() || run.duration <= 0.0 {
         return 0.0;
@@ -263,13 +274,20 @@ fn bound(run: &RunData) -> f64 {
         .samples
         .keys()
         .map(|c| {
-            let spans = run.faults.iter().filter(|f| &f.container == c).filter_map(|f| match f.kind {
+            let mine = || run.faults.iter().filter(|f| &f.container == c);
+            let hard = mine().filter_map(|f| match f.kind {
                 FaultKind::Shutdown => die_of(run, f).map(|d| (d, d + run.bare_start)),
-                FaultKind::LinkLoss => Some((f.start, f.end)),
                 FaultKind::ContainerLoss if f.loss > run.threshold => Some((f.start, f.start + run.bare_start)),
-                FaultKind::ContainerLoss => None,
+                FaultKind::LinkLoss | FaultKind::ContainerLoss => None,
             });
-            1.0 - union_len(spans.collect(), run.duration) / run.duration
+            let hard = union_len(hard.collect(), run.duration);
+            let soft: f64 = mine()
+                .filter(|f| {
+                    f.kind == FaultKind::LinkLoss || (f.kind == FaultKind::ContainerLoss && f.loss <= run.threshold)
+                })
+                .map(|f| union_len(vec![(f.start, f.end)], run.duration) * (1.0 - reach_probability(f.loss)))
+                .sum();
+            1.0 - ((hard + soft) / run.duration).min(1.0)
         })
         .collect();
     per.iter().sum::<f64>() / per.len() as f64
@@ -329,8 +347,24 @@ mod tests {
             end: 2.0,
         });
         assert_eq!(score(&run).detections.missed, 0);
+        run.events.insert("b".into(), vec![(1.5, EngineEvent::Start)]);
+        assert_eq!(score(&run).detections, Detections { true_positives: 1, false_positives: 1, missed: 0 });
         run.faults[1].loss = 31.0;
+        assert_eq!(score(&run).detections, Detections { true_positives: 2, false_positives: 0, missed: 0 });
+        run.events.clear();
+        run.events.insert("a".into(), vec![(4.0, EngineEvent::Die), (4.4, EngineEvent::Start)]);
         assert_eq!(score(&run).detections.missed, 1);
+    }
+
+    #[test]
+    fn the_bound_counts_uncurable_loss_by_its_expected_unreachable_time() {
+        assert!((reach_probability(0.0) - 1.0).abs() < 1e-12 && reach_probability(100.0).abs() < 1e-12);
+        assert!((reach_probability(50.0) - 0.5).abs() < 1e-12);
+        let mut run = run_with_one_shutdown();
+        run.faults.push(Fault { container: "b".into(), kind: FaultKind::LinkLoss, loss: 50.0, start: 0.0, end: 4.0 });
+        let b = score(&run).availability_bound;
+        // a: 0.3 s of a shutdown; b: half of 4 s of link loss at 50 %
+        assert!((b - (1.0 - (0.3 / 10.0 + 2.0 / 10.0) / 2.0)).abs() < 1e-9, "{b}");
     }
 
     #[test]
