@@ -50,11 +50,21 @@ async fn container_dying_on_every_start_ends_quarantined_without_a_tight_loop() 
 
 #[tokio::test(start_paused = true)]
 async fn containers_stopped_through_the_api_are_started_every_time_and_never_quarantined() {
+    // an antagonist stopping it every 2 s: far more often than the quarantine's 5 restarts a minute
+    stopped_through_the_api_ten_times(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_right_after_our_own_start_is_still_someone_elses() {
+    // the stop follows the `start` event of our restart by 100 ms: its `kill` cannot be ours
+    stopped_through_the_api_ten_times(Duration::from_millis(100)).await;
+}
+
+async fn stopped_through_the_api_ten_times(gap: Duration) {
     use hms::runtime::ContainerRuntime;
     let fleet = FakeFleet::start(test_manager_config("h", None)).await;
     let id = fleet.runtime.add("target", &[]);
     eventually(Duration::from_secs(5), "tracked", || async { fleet.record("target").await.is_some() }).await;
-    // an antagonist stopping it every 2 s: far more often than the quarantine's 5 restarts a minute
     for round in 1..=10 {
         fleet.runtime.stop(&id, Duration::from_secs(1)).await.unwrap();
         eventually(Duration::from_millis(200), "started again at once", || async {
@@ -62,7 +72,7 @@ async fn containers_stopped_through_the_api_are_started_every_time_and_never_qua
         })
         .await;
         assert_eq!(starts_of(&fleet.runtime.ops(), &id), round);
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(gap).await;
     }
     let rec = fleet.record("target").await.unwrap();
     assert_eq!((rec.restarts, rec.state), (10, ContainerState::Running));

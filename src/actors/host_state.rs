@@ -45,6 +45,8 @@ pub struct Tracked {
     pub stopped_externally: bool,
     /// When our last restart ended: its own `kill` and `die` events may arrive after it.
     pub restart_ended: Option<Instant>,
+    /// The `start` event of our last restart was seen: every later `kill` is someone else's.
+    pub own_start_seen: bool,
     published: Option<ContainerRecord>,
 }
 
@@ -153,6 +155,7 @@ impl HostState {
                     version: 0,
                     stopped_externally: false,
                     restart_ended: None,
+                    own_start_seen: false,
                     published: None,
                 };
                 self.containers.insert(obs.id, t);
@@ -202,6 +205,7 @@ impl HostState {
             }
             EventKind::Start => {
                 t.stopped_externally = false;
+                t.own_start_seen = true;
                 if t.obs.state != DockerState::Running {
                     t.running_since = now;
                     t.streak = 0;
@@ -211,7 +215,10 @@ impl HostState {
             }
             // a lethal signal is followed by `die`; the periodic resync covers the rest
             EventKind::Kill => {
-                let ours = t.restart_ended.is_some_and(|at| now.duration_since(at) < OWN_EVENTS_GRACE);
+                // our restart's own `kill` comes before its `start`; the grace covers a restart
+                // whose `start` never came (a failed start)
+                let ours =
+                    !t.own_start_seen && t.restart_ended.is_some_and(|at| now.duration_since(at) < OWN_EVENTS_GRACE);
                 if !t.tracker.in_flight() && !ours {
                     t.stopped_externally = true;
                 }
@@ -269,6 +276,7 @@ impl HostState {
                     t.tracker.begin(policy, now);
                 }
                 t.restarts += 1;
+                t.own_start_seen = false;
                 t.last_restart = Some(wall);
                 t.streak = 0;
                 Plan::Act { op, reason, attempt: t.restarts }

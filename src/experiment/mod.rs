@@ -177,7 +177,7 @@ pub fn merge(previous: Vec<RunResult>, new: Vec<RunResult>) -> Vec<RunResult> {
 /// The results as a markdown table.
 pub fn table(results: &[RunResult]) -> String {
     let mut out = String::from(
-        "| scenario | agg s | mode | avail % | bound % | all-up % | freshness % | seed % | shutdown downtime s (×bare) | MTTR shutdown s | restarts/fault | futile | TP/FP/missed | kbit/s (peak) | msg/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | agg s | mode | avail % | bound % | all-up % | freshness % | seed % | shutdown downtime s (× bare start under load) | MTTR shutdown s | restarts/fault | futile | TP/FP/missed | kbit/s (peak) | msg/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
         let s = &r.score;
@@ -198,7 +198,7 @@ pub fn table(results: &[RunResult]) -> String {
             100.0 * s.all_up,
             100.0 * r.view_freshness,
             s.shutdown_downtime.mean,
-            if r.bare_start > 0.0 { s.shutdown_downtime.mean / r.bare_start } else { 0.0 },
+            if r.bare_start_loaded > 0.0 { s.shutdown_downtime.mean / r.bare_start_loaded } else { 0.0 },
             s.restarts_per_fault,
             s.futile_restarts,
             d.true_positives,
@@ -233,6 +233,7 @@ mod tests {
             view_freshness: 1.0,
             bandwidth: run::Bandwidth::default(),
             bare_start: 0.3,
+            bare_start_loaded: 0.4,
             samples_per_container: 32,
         }
     }

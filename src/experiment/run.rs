@@ -68,8 +68,13 @@ pub struct RunResult {
     /// "availability").
     pub view_freshness: f64,
     pub bandwidth: Bandwidth,
-    /// Mean bare `docker start` measured in this run (seconds).
+    /// Mean bare `docker start` measured before the run, on a quiet engine (seconds).
     pub bare_start: f64,
+    /// Mean bare `docker start` of an unmonitored, unattacked container measured every 2 s
+    /// during the run, under the same load (seconds): the baseline of the downtime ratio and the
+    /// bound.
+    #[serde(default)]
+    pub bare_start_loaded: f64,
     pub samples_per_container: usize,
 }
 
@@ -81,7 +86,7 @@ pub async fn run(spec: &RunSpec, image: &str, out: &Path, prober: Arc<dyn Prober
     let run_id = format!("x{}-{}", std::process::id(), rand::random::<u32>());
     let mut containers = Containers { rt: docker.clone(), ids: Vec::new() };
     let targets = create_containers(&mut containers, spec, &run_id, image).await?;
-    let bare_start = bare_start(&docker, image, &run_id, &mut containers).await?;
+    let (bare_start, baseline) = bare_start(&docker, image, &run_id, &mut containers).await?;
 
     let cookie = format!("exp-{}", rand::random::<u64>());
     let listen: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
@@ -89,7 +94,8 @@ pub async fn run(spec: &RunSpec, image: &str, out: &Path, prober: Arc<dyn Prober
     let node = ControllerNode::start(config, None, listen, cookie.clone()).await.context("controller")?;
     let mut managers = Managers::default();
     let hosts = spawn_managers(&mut managers, spec, &run_id, &listen, &cookie, &dir)?;
-    let res = measure(spec, &node.controller, &hosts, &targets, &docker, prober, bare_start, &listen, &dir).await;
+    let bare = Bare { idle: bare_start, baseline };
+    let res = measure(spec, &node.controller, &hosts, &targets, &docker, prober, bare, &listen, &dir).await;
     managers.stop(Duration::from_secs(5));
     node.stop().await;
     containers.remove_all().await;
@@ -118,19 +124,50 @@ async fn create_containers(
     Ok(targets)
 }
 
-/// Mean time of a bare `docker start` (API call until it returns) of the same image, 10 samples.
-async fn bare_start(rt: &DockerRuntime, image: &str, run_id: &str, c: &mut Containers) -> anyhow::Result<f64> {
+/// Mean time of a bare `docker start` (API call until it returns) of the same image, 10 samples,
+/// and the id of the (unmonitored) baseline container.
+async fn bare_start(
+    rt: &DockerRuntime,
+    image: &str,
+    run_id: &str,
+    c: &mut Containers,
+) -> anyhow::Result<(f64, String)> {
     let id = rt.run_container(&format!("hms-{run_id}-baseline"), image, &[("hms.exp", run_id)]).await?;
     c.ids.push(id.clone());
     let mut total = Duration::ZERO;
     for _ in 0..10 {
-        rt.kill(&id, "KILL").await?;
-        wait_stopped(rt, &id).await?;
-        let t = Instant::now();
-        rt.start(&id).await?;
-        total += t.elapsed();
+        total += time_start(rt, &id).await?;
     }
-    Ok(total.as_secs_f64() / 10.0)
+    Ok((total.as_secs_f64() / 10.0, id))
+}
+
+/// Kills the container, waits until it is stopped, and times a bare `docker start`.
+async fn time_start(rt: &DockerRuntime, id: &str) -> anyhow::Result<Duration> {
+    rt.kill(id, "KILL").await?;
+    wait_stopped(rt, id).await?;
+    let t = Instant::now();
+    rt.start(id).await?;
+    Ok(t.elapsed())
+}
+
+/// The bare-start baseline: measured on a quiet engine, and the container to measure it again
+/// under the run's load.
+struct Bare {
+    idle: f64,
+    baseline: String,
+}
+
+/// Mean bare start of the baseline container every 2 s until `until` (the idle mean if none).
+async fn bare_start_under_load(rt: DockerRuntime, id: String, until: Instant, idle: f64) -> f64 {
+    let mut times = Vec::new();
+    while Instant::now() + Duration::from_secs(3) < until {
+        match time_start(&rt, &id).await {
+            Ok(d) => times.push(d.as_secs_f64()),
+            Err(e) => tracing::warn!(error = %e, "baseline start under load"),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    if times.is_empty() { idle } else { times.iter().sum::<f64>() / times.len() as f64 }
 }
 
 async fn wait_stopped(rt: &DockerRuntime, id: &str) -> anyhow::Result<()> {
@@ -191,7 +228,7 @@ async fn measure(
     targets: &[Target],
     docker: &DockerRuntime,
     prober: Arc<dyn Prober>,
-    bare_start: f64,
+    bare: Bare,
     listen: &SocketAddr,
     dir: &Path,
 ) -> anyhow::Result<(RunResult, BTreeMap<String, Vec<Sample>>)> {
@@ -206,7 +243,9 @@ async fn measure(
     let until = t0 + Duration::from_secs_f64(spec.duration);
     let stats0 = stats(controller).await?;
     let sampling = sampler::sample(rt, prober, targets, t0, Duration::from_millis(250), until);
-    let (samples, series) = tokio::join!(sampling, bandwidth_series(controller, listen.port(), until));
+    let loaded = bare_start_under_load(docker.clone(), bare.baseline, until, bare.idle);
+    let (samples, series, bare_start_loaded) =
+        tokio::join!(sampling, bandwidth_series(controller, listen.port(), until), loaded);
     let stats1 = stats(controller).await?;
     if attacked {
         super::control::stop_antagonists(controller, hosts).await?;
@@ -216,7 +255,7 @@ async fn measure(
         duration: spec.duration,
         samples,
         threshold: f64::from(spec.threshold),
-        bare_start,
+        bare_start: bare_start_loaded,
         ..RunData::default()
     };
     while let Ok((name, ev, at)) = events.try_recv() {
@@ -231,7 +270,8 @@ async fn measure(
         score: score::score(&run),
         view_freshness: freshness,
         bandwidth,
-        bare_start,
+        bare_start: bare.idle,
+        bare_start_loaded,
         samples_per_container,
     };
     Ok((result, run.samples))

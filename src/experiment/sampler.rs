@@ -31,6 +31,9 @@ pub struct Target {
 }
 
 /// Samples every target every `period` until `until`; returns name → samples (same instants).
+/// Each instant's round runs in its own task, so a slow check (an inspect of a container being
+/// restarted, an echo timing out) never delays the next instant; an instant the runtime could
+/// not serve at all is skipped for every container alike.
 pub async fn sample(
     rt: Arc<dyn ContainerRuntime>,
     prober: Arc<dyn Prober>,
@@ -41,21 +44,28 @@ pub async fn sample(
 ) -> BTreeMap<String, Vec<Sample>> {
     let mut out: BTreeMap<String, Vec<Sample>> = targets.iter().map(|t| (t.name.clone(), Vec::new())).collect();
     let mut tick = tokio::time::interval_at(t0, period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut rounds = tokio::task::JoinSet::new();
     loop {
         let at = tick.tick().await;
         if at >= until {
-            return out;
+            break;
         }
         let t = at.duration_since(t0).as_secs_f64();
-        let checks = targets.iter().map(|target| check(rt.clone(), prober.clone(), target, t));
-        for (name, s) in futures::future::join_all(checks).await {
+        let checks: Vec<_> =
+            targets.iter().map(|target| check(rt.clone(), prober.clone(), target.clone(), t)).collect();
+        rounds.spawn(futures::future::join_all(checks));
+    }
+    while let Some(round) = rounds.join_next().await {
+        for (name, s) in round.unwrap_or_default() {
             out.entry(name).or_default().push(s);
         }
     }
+    out.values_mut().for_each(|v| v.sort_by(|a, b| a.t.total_cmp(&b.t)));
+    out
 }
 
-async fn check(rt: Arc<dyn ContainerRuntime>, prober: Arc<dyn Prober>, target: &Target, t: f64) -> (String, Sample) {
+async fn check(rt: Arc<dyn ContainerRuntime>, prober: Arc<dyn Prober>, target: Target, t: f64) -> (String, Sample) {
     let obs = rt.inspect(&target.id).await.ok().flatten();
     let running = obs.as_ref().is_some_and(|o| o.state == DockerState::Running);
     let ip: Option<IpAddr> = obs.and_then(|o| o.ip);
@@ -63,7 +73,7 @@ async fn check(rt: Arc<dyn ContainerRuntime>, prober: Arc<dyn Prober>, target: &
         Some(ip) if running => prober.window(ip, reach_spec()).await.is_ok_and(|w| 2 * w.received > REACH_ECHOES),
         _ => false,
     };
-    (target.name.clone(), Sample { t, running, reachable })
+    (target.name, Sample { t, running, reachable })
 }
 
 /// Engine events of the targets, as (container name, event, engine time).
