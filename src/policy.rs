@@ -179,14 +179,11 @@ impl RestartTracker {
 
     /// Decides for a start after a stop someone else ordered: at once, unless a restart is in
     /// flight or the container is quarantined. Such starts are not counted by [`Self::decide`].
-    pub fn decide_external(&self, now: Instant) -> Decision {
-        if self.in_flight {
-            Decision::InFlight
-        } else if self.quarantined_until.is_some_and(|until| now < until) {
-            Decision::Quarantined
-        } else {
-            Decision::Now
-        }
+    /// Not even a quarantine holds it back: quarantine stops restarts that do not help (a crash
+    /// loop, loss a restart cannot cure), while a container someone stopped is of no use stopped.
+    /// The quarantine stays in force for every other reason to act.
+    pub fn decide_external(&self, _now: Instant) -> Decision {
+        if self.in_flight { Decision::InFlight } else { Decision::Now }
     }
 
     /// Records the start of a start ordered after an external stop (not part of the history).
@@ -254,6 +251,18 @@ mod tests {
         let got: Vec<_> = (0..9).map(|n| p.backoff(n, 0.5)).collect();
         let want = [0, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000].map(ms);
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn an_external_stop_is_started_even_in_quarantine_which_stays() {
+        let now = Instant::now();
+        let mut t = RestartTracker::default();
+        t.quarantine(now + Duration::from_secs(300));
+        assert_eq!(t.decide_external(now), Decision::Now);
+        t.begin_external();
+        assert_eq!(t.decide_external(now), Decision::InFlight);
+        t.finish();
+        assert_eq!(t.decide(&RestartPolicy::default(), now + ms(10), 0.0), Decision::Quarantined);
     }
 
     #[test]

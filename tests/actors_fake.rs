@@ -165,6 +165,17 @@ async fn persistent_link_loss_backs_off_then_quarantines_instead_of_storming() {
     tokio::time::sleep(Duration::from_secs(120)).await;
     assert_eq!(starts_of(&fleet.runtime.ops(), &id), 5);
     assert_eq!(fleet.record("web").await.unwrap().state, ContainerState::Quarantined);
+    // a quarantined container someone stops is started at once (stopped it is of no use), and
+    // the quarantine against the loss stays
+    use hms::runtime::ContainerRuntime;
+    fleet.runtime.stop(&id, Duration::from_secs(1)).await.unwrap();
+    eventually(Duration::from_millis(200), "started again at once", || async {
+        fleet.runtime.state(&id) == Some(hms::model::DockerState::Running)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(starts_of(&fleet.runtime.ops(), &id), 6, "one start, no loss restarts");
+    assert_eq!(fleet.record("web").await.unwrap().state, ContainerState::Quarantined);
 }
 
 #[tokio::test(start_paused = true)]
