@@ -60,6 +60,21 @@ pub fn verdict(state: DockerState, health: Health, streak: u32, confirm: u32, la
     Need::Nothing
 }
 
+/// Smallest change of the measured loss, in points, that the published record follows.
+pub const LOSS_DEADBAND: f64 = 10.0;
+
+/// The loss the published record shows after a window measured `measured`: the new value when it
+/// moved at least [`LOSS_DEADBAND`] points from what is `shown`, crossed the threshold either way,
+/// or came back to a clean link (0 %); otherwise what is shown stays. Under a steady 80 % loss a
+/// 20-echo window measures 65–95 % from one second to the next: publishing each of those would
+/// keep the controller's view permanently pending and cost bandwidth without telling anyone more.
+pub fn published_loss(shown: Option<f64>, measured: f64, threshold: u8) -> f64 {
+    let Some(shown) = shown else { return measured };
+    let crossed = over_threshold(shown, threshold) != over_threshold(measured, threshold);
+    let clean_again = measured == 0.0 && shown != 0.0;
+    if crossed || clean_again || (measured - shown).abs() >= LOSS_DEADBAND { measured } else { shown }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,7 +115,31 @@ mod tests {
         assert_eq!(verdict(run, Health::None, 1, 1, 60.0), Need::Restart(Reason::PacketLoss(60.0)));
     }
 
+    #[test]
+    fn the_published_loss_follows_big_moves_crossings_and_a_clean_link() {
+        assert_eq!(published_loss(None, 85.0, 30), 85.0);
+        assert_eq!(published_loss(Some(80.0), 85.0, 30), 80.0, "inside the deadband");
+        assert_eq!(published_loss(Some(80.0), 70.0, 30), 70.0, "10 points");
+        assert_eq!(published_loss(Some(25.0), 35.0, 30), 35.0, "crossed upwards");
+        assert_eq!(published_loss(Some(35.0), 30.0, 30), 30.0, "at the threshold is not over it");
+        assert_eq!(published_loss(Some(5.0), 0.0, 30), 0.0, "clean again");
+        assert_eq!(published_loss(Some(0.0), 5.0, 30), 0.0);
+    }
+
     proptest! {
+        /// What is shown is never on the other side of the threshold from the last measurement,
+        /// and never further from it than the deadband.
+        #[test]
+        fn the_published_loss_stays_close_and_on_the_right_side(
+            shown in proptest::option::of(0.0f64..=100.0),
+            measured in 0.0f64..=100.0,
+            threshold in 0u8..=100,
+        ) {
+            let p = published_loss(shown, measured, threshold);
+            prop_assert_eq!(over_threshold(p, threshold), over_threshold(measured, threshold));
+            prop_assert!((p - measured).abs() < LOSS_DEADBAND);
+        }
+
         #[test]
         fn loss_at_or_below_threshold_never_restarts(
             losses in proptest::collection::vec(0u8..=100, 1..200), threshold in 0u8..=100, confirm in 1u32..4,

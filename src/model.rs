@@ -87,7 +87,9 @@ pub struct ContainerRecord {
     pub host: String,
     pub ip: Option<String>,
     pub state: ContainerState,
-    /// Loss of the last probe window, 0–100, or null before the first window.
+    /// Loss of the probe windows, 0–100, or null before the first window: the last window's
+    /// when it moved at least 10 points from the value shown, crossed the threshold or came back
+    /// to 0 (`health::published_loss`), so loss jitter does not flood the fleet view.
     pub packet_loss: Option<f64>,
     pub threshold: u8,
     pub restarts: u64,

@@ -31,6 +31,8 @@ pub struct Tracked {
     pub obs: ObservedContainer,
     pub streak: u32,
     pub loss: Option<f64>,
+    /// The loss the published record shows ([`health::published_loss`]).
+    pub shown_loss: Option<f64>,
     pub restarts: u64,
     pub last_restart: Option<OffsetDateTime>,
     pub tracker: RestartTracker,
@@ -147,6 +149,7 @@ impl HostState {
                     obs: obs.clone(),
                     streak: 0,
                     loss: None,
+                    shown_loss: None,
                     restarts: 0,
                     last_restart: None,
                     tracker: RestartTracker::default(),
@@ -243,6 +246,7 @@ impl HostState {
             return false;
         }
         t.loss = Some(loss);
+        t.shown_loss = Some(health::published_loss(t.shown_loss, loss, threshold));
         t.streak = health::next_streak(t.streak, loss, threshold);
         true
     }
@@ -335,7 +339,7 @@ impl HostState {
             host: self.name.clone(),
             ip: t.obs.ip.map(|ip| ip.to_string()),
             state: self.published_state(t, now),
-            packet_loss: t.loss,
+            packet_loss: t.shown_loss,
             threshold: self.threshold_of(&t.obs),
             restarts: t.restarts,
             last_restart: t.last_restart.map(model::rfc3339),

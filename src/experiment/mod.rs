@@ -130,7 +130,13 @@ pub async fn run(opts: ExperimentOpts) -> anyhow::Result<()> {
     let mut failure = None;
     for spec in &specs {
         tracing::info!(scenario = %spec.scenario, aggregation = spec.aggregation, mode = ?spec.mode, "run");
-        match run::run(spec, &image, &opts.out, prober.clone()).await {
+        // on SIGINT/SIGTERM the run is dropped: its guards stop the managers (which undo their
+        // rules) and remove its containers; the runs already done are still written
+        let outcome = tokio::select! {
+            r = run::run(spec, &image, &opts.out, prober.clone()) => r,
+            () = crate::shutdown::signal() => Err(anyhow::anyhow!("interrupted by a signal")),
+        };
+        match outcome {
             Ok(r) => results.push(r),
             Err(e) => {
                 failure = Some(e.context(format!("run {}", spec.dir_name())));

@@ -168,7 +168,7 @@ impl Metrics {
                 state.get_or_create(&sl).set(i64::from(c.state == s));
             }
         }
-        reg.register("hms_container_packet_loss_percent", "packet loss of the last probe window", loss);
+        reg.register("hms_container_packet_loss_percent", "packet loss as published: the last window's when it moved 10 points, crossed the threshold or came back to 0", loss);
         reg.register("hms_container_threshold_percent", "packet-loss threshold of the container", threshold);
         reg.register("hms_container_restarts", "restarts ordered by hms", restarts);
         reg.register("hms_container_state", "1 for the container's current state", state);
