@@ -49,6 +49,8 @@ pub struct Tracked {
     pub restart_ended: Option<Instant>,
     /// The `start` event of our last restart was seen: every later `kill` is someone else's.
     pub own_start_seen: bool,
+    /// What our last restart did: only a kill-fast restart sends a `kill` of its own.
+    pub own_op: Option<RestartOp>,
     published: Option<ContainerRecord>,
 }
 
@@ -159,6 +161,7 @@ impl HostState {
                     stopped_externally: false,
                     restart_ended: None,
                     own_start_seen: false,
+                    own_op: None,
                     published: None,
                 };
                 self.containers.insert(obs.id, t);
@@ -218,11 +221,13 @@ impl HostState {
             }
             // a lethal signal is followed by `die`; the periodic resync covers the rest
             EventKind::Kill => {
-                // our restart's own `kill` comes before its `start`; the grace covers a restart
-                // whose `start` never came (a failed start)
-                let ours =
-                    !t.own_start_seen && t.restart_ended.is_some_and(|at| now.duration_since(at) < OWN_EVENTS_GRACE);
-                if !t.tracker.in_flight() && !ours {
+                // only a kill-fast restart of ours sends a `kill`, before its `start`; the grace
+                // covers a restart whose `start` never came (a failed start). A `kill` while we
+                // only start a stopped container is someone else's, however long the start takes.
+                let ended_lately = t.restart_ended.is_some_and(|at| now.duration_since(at) < OWN_EVENTS_GRACE);
+                let ours = t.own_op == Some(RestartOp::Restart)
+                    && (t.tracker.in_flight() || (!t.own_start_seen && ended_lately));
+                if !ours {
                     t.stopped_externally = true;
                 }
                 EventEffect::Nothing
@@ -281,6 +286,7 @@ impl HostState {
                 }
                 t.restarts += 1;
                 t.own_start_seen = false;
+                t.own_op = Some(op);
                 t.last_restart = Some(wall);
                 t.streak = 0;
                 Plan::Act { op, reason, attempt: t.restarts }
@@ -443,5 +449,46 @@ impl HostState {
         if let Some(t) = self.containers.get_mut(id) {
             t.tracker.finish();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Health;
+
+    fn obs(state: DockerState) -> ObservedContainer {
+        ObservedContainer {
+            id: "a".repeat(64),
+            name: "web".into(),
+            image: "img".into(),
+            ip: Some("172.17.0.2".parse().unwrap()),
+            labels: BTreeMap::new(),
+            state,
+            health: Health::None,
+        }
+    }
+
+    fn event(kind: EventKind) -> RuntimeEvent {
+        RuntimeEvent { id: "a".repeat(64), kind, time: None }
+    }
+
+    #[test]
+    fn a_kill_while_we_only_start_a_container_is_someone_elses() {
+        let (policy, wall, id) = (RestartPolicy::default(), OffsetDateTime::UNIX_EPOCH, "a".repeat(64));
+        let mut h = HostState::new("h".into(), 30, 2, None);
+        let t0 = Instant::now();
+        h.observe(obs(DockerState::Running), t0);
+        // a crash: counted, started at once
+        h.on_event(&event(EventKind::Die), t0);
+        assert!(matches!(h.plan(&id, &policy, t0, wall, 0.0), Plan::Act { op: RestartOp::Start, .. }));
+        // while our slow start is in flight, someone stops the container again
+        h.on_event(&event(EventKind::Start), t0);
+        h.on_event(&event(EventKind::Kill), t0);
+        h.on_event(&event(EventKind::Die), t0);
+        h.restart_done(&id, Some(obs(DockerState::Exited)), t0);
+        // a second crash would wait for the back-off; someone's stop is started at once
+        let plan = h.plan(&id, &policy, t0, wall, 0.0);
+        assert!(matches!(plan, Plan::Act { op: RestartOp::Start, .. }), "{plan:?}");
     }
 }

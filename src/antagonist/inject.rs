@@ -103,8 +103,9 @@ impl SystemInjector {
     pub fn netns_script(table: &str, percent: u8) -> String {
         format!(
             "{}table inet {table} {{\n  chain output {{\n    type filter hook output priority 0; policy accept;\n    \
-             oifname != \"lo\" numgen random mod 100 < {percent} counter drop\n  }}\n}}\n",
-            NftLossInjector::delete_script(table)
+             oifname != \"lo\" {}\n  }}\n}}\n",
+            NftLossInjector::delete_script(table),
+            super::loss::drop_statement(percent)
         )
     }
 

@@ -58,7 +58,7 @@ impl NftLossInjector {
             s += &format!("  chain {hook} {{\n    type filter hook {hook} priority 0; policy accept;\n");
             for (ip, pct) in rules.iter().filter(|(_, p)| **p > 0) {
                 let fam = if ip.is_ipv4() { "ip" } else { "ip6" };
-                s += &format!("    {fam} daddr {ip} numgen random mod 100 < {pct} counter drop\n");
+                s += &format!("    {fam} daddr {ip} {}\n", drop_statement(*pct));
             }
             s += "  }\n";
         }
@@ -126,6 +126,12 @@ impl LossInjector for NftLossInjector {
     }
 }
 
+/// The nft statement dropping `percent` % of the matched packets: `numgen random mod 100 < N`
+/// accepts 0–99 only, so 100 % is a plain drop.
+pub fn drop_statement(percent: u8) -> String {
+    if percent >= 100 { "counter drop".to_owned() } else { format!("numgen random mod 100 < {percent} counter drop") }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +142,8 @@ mod tests {
         let s = NftLossInjector::script("hms_t", &rules);
         assert!(s.starts_with("table inet hms_t {}\ndelete table inet hms_t\n"));
         assert_eq!(s.matches("ip daddr 172.17.0.2 numgen random mod 100 < 60 counter drop").count(), 2);
+        assert_eq!(drop_statement(100), "counter drop", "nft refuses `mod 100 < 100`");
+        assert_eq!(drop_statement(99), "numgen random mod 100 < 99 counter drop");
         assert!(!s.contains("172.17.0.3"), "zero loss needs no rule");
     }
 
