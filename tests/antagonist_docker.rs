@@ -54,6 +54,17 @@ async fn until_probed(node: &hms::node::Node, name: &str) {
     .await;
 }
 
+/// A container of the fixture watched by a node (probed already) whose antagonist's table is
+/// removed on drop.
+async fn watched(fx: &mut DockerFixture) -> (String, TableGuard, hms::node::Node) {
+    let name = fx.run(&[]);
+    let config = test_manager_config("local", Some(fx.selector()));
+    let guard = TableGuard { table: config.antagonist.table.clone() };
+    let node = docker_node(fx, Some(config)).await;
+    until_probed(&node, &name).await;
+    (name, guard, node)
+}
+
 /// One loss attack of `loss` % at `scope`, starting at once and lasting far longer than the test.
 fn long_loss(scope: LossScope, loss: f64) -> ConfigPatch {
     ConfigPatch {
@@ -82,11 +93,7 @@ fn first_loss_lasts(name: &str, patch: &ConfigPatch, at_least: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_attack_is_healed() {
     let mut fx = DockerFixture::new();
-    let name = fx.run(&[]);
-    let config = test_manager_config("local", Some(fx.selector()));
-    let _guard = TableGuard { table: config.antagonist.table.clone() };
-    let node = docker_node(&fx, Some(config)).await;
-    until_probed(&node, &name).await;
+    let (name, _guard, node) = watched(&mut fx).await;
     let patch = ConfigPatch {
         heavy: Some(100.0),
         balance: Some(100.0),
@@ -165,11 +172,7 @@ fn seed_with_one_early_loss(name: &str, base: &ConfigPatch) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn container_scope_loss_is_cured_by_one_restart() {
     let mut fx = DockerFixture::new();
-    let name = fx.run(&[]);
-    let config = test_manager_config("local", Some(fx.selector()));
-    let _guard = TableGuard { table: config.antagonist.table.clone() };
-    let node = docker_node(&fx, Some(config)).await;
-    until_probed(&node, &name).await;
+    let (name, _guard, node) = watched(&mut fx).await;
     let base = ConfigPatch { frequency: Some(60.0), ..long_loss(LossScope::Container, 90.0) };
     let patch = ConfigPatch { seed: Some(seed_with_one_early_loss(&name, &base)), ..base };
     command(&node.manager, Command::AntagonistStart(Some(patch))).await.unwrap();

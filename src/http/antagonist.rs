@@ -30,24 +30,18 @@ pub fn routes(api: Api) -> impl Filter<Extract = (impl Reply,), Error = Rejectio
 
 /// `/antagonist`: GET, PUT, POST, DELETE on every host.
 fn fleet(api: Api) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let get = warp::get().and(with_api(api.clone())).map(|api| (Action::Status, api));
-    let put = warp::put()
-        .and(authorized(api.clone()))
-        .and(optional_patch())
-        .and(with_api(api.clone()))
-        .map(|p: Option<ConfigPatch>, api| (Action::Start(p), api));
-    let post = warp::post()
-        .and(authorized(api.clone()))
-        .and(json_body::<ConfigPatch>())
-        .and(with_api(api.clone()))
-        .map(|p, api| (Action::Configure(p), api));
-    let delete = warp::delete().and(authorized(api.clone())).and(with_api(api)).map(|api| (Action::Stop, api));
-    let any = get.or(put).unify().or(post).unify().or(delete).unify();
-    warp::path!("antagonist").and(any).untuple_one().and_then(everywhere)
+    warp::path!("antagonist").and(action(api)).untuple_one().and_then(everywhere)
 }
 
 /// `/antagonist/{address}`: GET, PUT, POST, DELETE on one host.
 fn one_host(api: Api) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("antagonist" / String)
+        .and(action(api))
+        .and_then(|host: String, (action, api): (Action, Api)| async move { on_host(host, action, api).await })
+}
+
+/// The method (and body) of an antagonist request as an [`Action`], authorized when it mutates.
+fn action(api: Api) -> impl Filter<Extract = ((Action, Api),), Error = Rejection> + Clone {
     let get = warp::get().and(with_api(api.clone())).map(|api| (Action::Status, api));
     let put = warp::put()
         .and(authorized(api.clone()))
@@ -60,10 +54,7 @@ fn one_host(api: Api) -> impl Filter<Extract = (Response,), Error = Rejection> +
         .and(with_api(api.clone()))
         .map(|p, api| (Action::Configure(p), api));
     let delete = warp::delete().and(authorized(api.clone())).and(with_api(api)).map(|api| (Action::Stop, api));
-    let any = get.or(put).unify().or(post).unify().or(delete).unify();
-    warp::path!("antagonist" / String)
-        .and(any)
-        .and_then(|host: String, (action, api): (Action, Api)| async move { on_host(host, action, api).await })
+    get.or(put).unify().or(post).unify().or(delete).unify()
 }
 
 /// `/attacks?since=RFC3339&host=NAME`: the merged ground truth, oldest first.
