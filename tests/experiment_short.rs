@@ -51,6 +51,13 @@ fn short_experiment_writes_its_results_and_leaves_nothing_behind() {
         }
         let fresh = r["view_freshness"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&fresh), "{mode} freshness {fresh}");
+        let bound = r["view_freshness_bound"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&bound), "{mode} freshness bound {bound}");
+        let (payload, update) = (
+            r["bandwidth"]["payload_bytes_per_sec"].as_f64().unwrap(),
+            r["bandwidth"]["update_bytes_per_sec"].as_f64().unwrap(),
+        );
+        assert!(update >= 0.0 && update <= payload, "{mode}: update bytes are part of the payload: {r}");
         assert!(r["bandwidth"]["messages_per_sec"].as_f64().unwrap() > 0.0, "heartbeats at least: {r}");
         assert!(r["bare_start"].as_f64().unwrap() > 0.0);
     }

@@ -102,6 +102,8 @@ pub struct Stats {
     pub heartbeats: u64,
     pub messages: u64,
     pub bytes: u64,
+    /// The share of `bytes` that is heartbeats (liveness, not updates).
+    pub heartbeat_bytes: u64,
     /// Seconds the view had unpulled updates.
     pub stale_seconds: f64,
 }
@@ -291,7 +293,7 @@ impl Controller {
 
     fn on_heartbeat(&self, myself: &ActorRef<ControllerMsg>, state: &mut ControllerState, hb: Heartbeat) {
         state.stats.heartbeats += 1;
-        self.count(state, &hb);
+        state.stats.heartbeat_bytes += self.count(state, &hb);
         let Some(view) = state.hosts.get_mut(&hb.host).filter(|v| v.manager.is_some()) else { return };
         view.last_seen = Instant::now();
         view.record.last_heartbeat = Some(rfc3339(OffsetDateTime::now_utc()));
@@ -351,13 +353,29 @@ impl Controller {
         for c in &content.containers {
             view.containers.insert(c.full_id.clone(), c.clone());
         }
+        let mut patched = Vec::with_capacity(content.patches.len());
+        let mut unknown = false;
+        for p in &content.patches {
+            match view.containers.values_mut().find(|c| c.id == p.id) {
+                Some(rec) => {
+                    p.apply(rec);
+                    patched.push(rec.clone());
+                }
+                None => unknown = true,
+            }
+        }
         view.shared = None;
-        view.version = Some(content.version);
+        // A patch of a record this view lacks cannot be applied: the next pull asks for all.
+        view.version = (!unknown).then_some(content.version);
+        if unknown {
+            tracing::warn!(host = %host, "patch of an unknown container; next pull is full");
+        }
         let threshold_changed =
             view.record.threshold != content.threshold || view.record.containers != view.containers.len();
         view.record.threshold = content.threshold;
         view.record.containers = view.containers.len();
-        let Content { containers, mut removed, full, .. } = content;
+        let Content { mut containers, mut removed, full, .. } = content;
+        containers.extend(patched);
         if full {
             removed.clear();
         }
@@ -517,8 +535,11 @@ impl Controller {
         }
     }
 
-    fn count<T: Serialize>(&self, state: &mut ControllerState, msg: &T) {
+    /// Counts one message exchanged with a host; returns its size.
+    fn count<T: Serialize>(&self, state: &mut ControllerState, msg: &T) -> u64 {
+        let size = wire_size(msg) as u64;
         state.stats.messages += 1;
-        state.stats.bytes += wire_size(msg) as u64;
+        state.stats.bytes += size;
+        size
     }
 }

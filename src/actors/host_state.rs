@@ -10,7 +10,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use super::protocol::{CommandError, Content};
+use super::protocol::{CommandError, ContainerPatch, Content};
 use crate::health::{self, Need, Reason};
 use crate::model::{self, ContainerRecord, ContainerState, DockerState, LookupError, ObservedContainer};
 use crate::policy::{Decision, RestartPolicy, RestartTracker};
@@ -98,6 +98,10 @@ pub struct HostState {
     tombstones: Vec<(String, u64)>,
     /// Deltas from versions below this need a full snapshot.
     pruned_upto: u64,
+    /// The records as the last pull's answer left them at the puller, and that answer's version:
+    /// a delta from exactly that version sends field-level patches against them.
+    sent: BTreeMap<String, ContainerRecord>,
+    sent_version: Option<u64>,
 }
 
 impl HostState {
@@ -113,6 +117,8 @@ impl HostState {
             version: 0,
             tombstones: Vec::new(),
             pruned_upto: 0,
+            sent: BTreeMap::new(),
+            sent_version: None,
         }
     }
 
@@ -376,21 +382,35 @@ impl HostState {
         true
     }
 
-    /// The content for a pull: everything, or what changed after `since`.
-    pub fn content(&self, since: Option<u64>) -> Content {
+    /// The content for a pull: everything, or what changed after `since` — as patches of the
+    /// records the puller holds when `since` is the version of the last answer.
+    pub fn content(&mut self, since: Option<u64>) -> Content {
         let delta_from = since.filter(|&v| v >= self.pruned_upto && v <= self.version);
-        let containers = self.containers.values();
-        let changed = containers.filter(|t| delta_from.is_none_or(|v| t.version > v));
+        let patchable = delta_from.is_some() && delta_from == self.sent_version;
+        let (mut containers, mut patches) = (Vec::new(), Vec::new());
+        let changed = self.containers.values().filter(|t| delta_from.is_none_or(|v| t.version > v));
+        for rec in changed.filter_map(|t| t.published.as_ref()) {
+            let base = self.sent.get(&rec.full_id).filter(|_| patchable);
+            match base.map(|old| ContainerPatch::diff(old, rec)) {
+                Some(Some(patch)) if patch.is_empty() => {}
+                Some(Some(patch)) => patches.push(patch),
+                _ => containers.push(rec.clone()),
+            }
+        }
         let removed = match delta_from {
             Some(v) => self.tombstones.iter().filter(|(_, tv)| *tv > v).map(|(id, _)| id.clone()).collect(),
             None => Vec::new(),
         };
+        self.sent =
+            self.containers.values().filter_map(|t| t.published.clone()).map(|r| (r.full_id.clone(), r)).collect();
+        self.sent_version = Some(self.version);
         Content {
             host: self.name.clone(),
             version: self.version,
             threshold: self.threshold,
             full: delta_from.is_none(),
-            containers: changed.filter_map(|t| t.published.clone()).collect(),
+            containers,
+            patches,
             removed,
         }
     }

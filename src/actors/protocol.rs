@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::antagonist::plan::{AntagonistConfig, ConfigPatch};
 use crate::antagonist::truth::AttackRecord;
-use crate::model::ContainerRecord;
+use crate::model::{ContainerRecord, ContainerState};
 
 /// A host's link is up: the controller looks its link up and pulls everything.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,8 +49,81 @@ pub struct Content {
     /// True when `containers` is the whole set (replace), false for a delta (merge).
     pub full: bool,
     pub containers: Vec<ContainerRecord>,
+    /// Field-level changes of containers the puller already holds (deltas only): what changes
+    /// when a container is restarted is a few bytes, its record two hundred.
+    pub patches: Vec<ContainerPatch>,
     /// Full ids of containers gone since the requested version (deltas only).
     pub removed: Vec<String>,
+}
+
+/// The fields of one record that changed, keyed by the record's short id. Only the fields a
+/// container's life changes are here; a change of any other field sends the whole record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerPatch {
+    pub id: String,
+    pub state: Option<ContainerState>,
+    pub packet_loss: Option<Option<f64>>,
+    pub threshold: Option<u8>,
+    pub restarts: Option<u64>,
+    pub last_restart: Option<Option<String>>,
+    pub ip: Option<Option<String>>,
+}
+
+impl ContainerPatch {
+    /// The patch turning `old` into `new`, or `None` when a field outside the patch changed.
+    pub fn diff(old: &ContainerRecord, new: &ContainerRecord) -> Option<Self> {
+        let fixed =
+            |r: &ContainerRecord| (r.id.clone(), r.name.clone(), r.image.clone(), r.host.clone(), r.full_id.clone());
+        if fixed(old) != fixed(new) {
+            return None;
+        }
+        fn changed<T: PartialEq + Clone>(old: &T, new: &T) -> Option<T> {
+            (old != new).then(|| new.clone())
+        }
+        Some(Self {
+            id: new.id.clone(),
+            state: changed(&old.state, &new.state),
+            // Compare bit patterns: NaN never appears, but the diff must not depend on it.
+            packet_loss: (old.packet_loss.map(f64::to_bits) != new.packet_loss.map(f64::to_bits))
+                .then_some(new.packet_loss),
+            threshold: changed(&old.threshold, &new.threshold),
+            restarts: changed(&old.restarts, &new.restarts),
+            last_restart: changed(&old.last_restart, &new.last_restart),
+            ip: changed(&old.ip, &new.ip),
+        })
+    }
+
+    /// True when no field changed.
+    pub fn is_empty(&self) -> bool {
+        let Self { id: _, state, packet_loss, threshold, restarts, last_restart, ip } = self;
+        state.is_none()
+            && packet_loss.is_none()
+            && threshold.is_none()
+            && restarts.is_none()
+            && last_restart.is_none()
+            && ip.is_none()
+    }
+
+    pub fn apply(&self, rec: &mut ContainerRecord) {
+        if let Some(v) = self.state {
+            rec.state = v;
+        }
+        if let Some(v) = self.packet_loss {
+            rec.packet_loss = v;
+        }
+        if let Some(v) = self.threshold {
+            rec.threshold = v;
+        }
+        if let Some(v) = self.restarts {
+            rec.restarts = v;
+        }
+        if let Some(v) = &self.last_restart {
+            rec.last_restart.clone_from(v);
+        }
+        if let Some(v) = &self.ip {
+            rec.ip.clone_from(v);
+        }
+    }
 }
 
 /// A command routed from the controller to one host.
@@ -160,6 +233,7 @@ mod tests {
             threshold: 30,
             full: true,
             containers: vec![],
+            patches: vec![ContainerPatch { id: "abc".into(), restarts: Some(3), ..ContainerPatch::default() }],
             removed: vec!["a".into()],
         };
         let bytes = bincode::serde::encode_to_vec(&c, bincode::config::standard()).unwrap();
@@ -167,6 +241,56 @@ mod tests {
             bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
         assert_eq!(back, c);
         assert_eq!(wire_size(&c), bytes.len());
+    }
+
+    fn record(i: u8) -> ContainerRecord {
+        ContainerRecord {
+            id: format!("{i:012}"),
+            name: format!("hms.exp-vm1-c{i}"),
+            image: "hms-test:latest".into(),
+            host: "vm1".into(),
+            ip: Some(format!("172.17.0.{i}")),
+            state: ContainerState::Running,
+            packet_loss: Some(0.0),
+            threshold: 30,
+            restarts: 0,
+            last_restart: None,
+            full_id: format!("{i:064}"),
+        }
+    }
+
+    fn state(i: u8) -> ContainerState {
+        use ContainerState::*;
+        [Running, Restarting, Stopped, Ignored, Quarantined, Unknown][usize::from(i % 6)]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_patch_turns_the_old_record_into_the_new(
+            s in 0u8..6, loss in proptest::option::of(0.0f64..=100.0), th in 0u8..=100, restarts in 0u64..1000,
+            last in proptest::option::of("[0-9:TZ-]{20}"), ip in proptest::option::of("172\\.17\\.0\\.[0-9]{1,3}"),
+        ) {
+            let old = record(1);
+            let new = ContainerRecord {
+                state: state(s), packet_loss: loss, threshold: th, restarts, last_restart: last, ip, ..old.clone()
+            };
+            let patch = ContainerPatch::diff(&old, &new).unwrap();
+            let mut patched = old.clone();
+            patch.apply(&mut patched);
+            proptest::prop_assert_eq!(&patched, &new);
+            proptest::prop_assert_eq!(round_trip(&patch), patch.clone());
+            proptest::prop_assert!(wire_size(&patch) <= wire_size(&new));
+        }
+    }
+
+    #[test]
+    fn a_change_outside_the_patch_needs_the_whole_record() {
+        let old = record(1);
+        let renamed = ContainerRecord { name: "other".into(), ..old.clone() };
+        assert_eq!(ContainerPatch::diff(&old, &renamed), None);
+        let restarted = ContainerRecord { restarts: 1, state: ContainerState::Restarting, ..old.clone() };
+        let patch = ContainerPatch::diff(&old, &restarted).unwrap();
+        assert!(wire_size(&patch) * 5 < wire_size(&restarted), "{} vs {}", wire_size(&patch), wire_size(&restarted));
     }
 
     fn round_trip<T: Serialize + serde::de::DeserializeOwned>(v: &T) -> T {

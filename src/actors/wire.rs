@@ -12,7 +12,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Version of the host ↔ controller protocol. A peer speaking another version is refused.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// 2: `Content::patches` (field-level deltas) and `CommandOk` with the antagonist's answers.
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Largest accepted frame (well under ractor_cluster's 16 MiB transport limit).
 pub const MAX_FRAME: usize = 4 << 20;

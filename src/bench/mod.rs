@@ -185,34 +185,38 @@ impl Bench {
         let ids = self.spawn(containers, &label).await?;
         let node = self.node(containers).await?;
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let (cpu0, (w0, d0), t0) = (cpu_time()?, window_totals(), Instant::now());
+        let (cpu0, icmp0, (w0, d0), t0) = (cpu_time()?, threads_cpu("hms-icmp")?, window_totals(), Instant::now());
         tokio::time::sleep(Duration::from_secs(seconds)).await;
-        let (cpu1, (w1, d1), elapsed) = (cpu_time()?, window_totals(), t0.elapsed());
+        let (cpu1, icmp1, (w1, d1), elapsed) = (cpu_time()?, threads_cpu("hms-icmp")?, window_totals(), t0.elapsed());
         let rss = rss_kib()?;
         node.stop().await;
         let floor = self.kernel_floor(&ids[0]).await?;
         let pct = |d: Duration| 100.0 * d.as_secs_f64() / elapsed.as_secs_f64();
         let (user, sys) = (pct(cpu1.0 - cpu0.0), pct(cpu1.1 - cpu0.1));
+        let (icmp_user, icmp_sys) = (pct(icmp1.0 - icmp0.0), pct(icmp1.1 - icmp0.1));
         let windows = w1 - w0;
         let mean_window = (d1 - d0).as_secs_f64() * 1000.0 / windows.max(1) as f64;
         println!(
-            "| containers | seconds | windows/s | echoes/s | mean window ms | CPU % of one core (user + kernel) | RSS MiB |"
+            "| containers | seconds | windows/s | echoes/s | mean window ms | CPU % of one core (user + kernel) | ICMP thread: user / kernel % | rest of the node % | µs of CPU per echo | RSS MiB | RSS KiB per container |"
         );
-        println!("|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
         let rate = windows as f64 / elapsed.as_secs_f64();
+        let echoes = rate * 20.0;
         println!(
-            "| {containers} | {:.1} | {rate:.1} | {:.0} | {mean_window:.1} | {:.2} ({user:.2} + {sys:.2}) | {:.1} |",
+            "| {containers} | {:.1} | {rate:.1} | {echoes:.0} | {mean_window:.1} | {:.2} ({user:.2} + {sys:.2}) | {icmp_user:.2} / {icmp_sys:.2} | {:.2} | {:.1} | {:.1} | {:.0} |",
             elapsed.as_secs_f64(),
-            rate * 20.0,
             user + sys,
-            rss as f64 / 1024.0
+            user + sys - icmp_user - icmp_sys,
+            (user + sys) / 100.0 / echoes.max(1.0) * 1e6,
+            rss as f64 / 1024.0,
+            rss as f64 / containers.max(1) as f64,
         );
-        let floor_pct = floor.as_secs_f64() * rate * 20.0 * 100.0;
+        let floor_pct = floor.as_secs_f64() * echoes * 100.0;
         println!(
             "\nbaseline, same run: `busybox ping -A` costs {:.1} µs of CPU per echo (user + kernel), \
              so {:.0} echoes/s cost at least {floor_pct:.2} % of one core; HMS / baseline {:.2}",
             floor.as_secs_f64() * 1e6,
-            rate * 20.0,
+            echoes,
             (user + sys) / floor_pct.max(f64::EPSILON)
         );
         Ok(())
@@ -312,6 +316,21 @@ impl Mttr {
 /// CPU time of this process: (user, system).
 pub(crate) fn cpu_time() -> anyhow::Result<(Duration, Duration)> {
     Ok((stat_ticks("self", 11)?, stat_ticks("self", 12)?))
+}
+
+/// CPU time (user, system) summed over this process's threads named `comm`.
+pub(crate) fn threads_cpu(comm: &str) -> anyhow::Result<(Duration, Duration)> {
+    let mut total = (Duration::ZERO, Duration::ZERO);
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let tid = task?.file_name().to_string_lossy().into_owned();
+        let name = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap_or_default();
+        if name.trim_end() == comm {
+            let pid = format!("self/task/{tid}");
+            total.0 += stat_ticks(&pid, 11)?;
+            total.1 += stat_ticks(&pid, 12)?;
+        }
+    }
+    Ok(total)
 }
 
 /// CPU time (user + system) of process `pid`.

@@ -183,7 +183,7 @@ pub fn merge(previous: Vec<RunResult>, new: Vec<RunResult>) -> Vec<RunResult> {
 /// The results as a markdown table.
 pub fn table(results: &[RunResult]) -> String {
     let mut out = String::from(
-        "| scenario | agg s | mode | avail % | bound % | all-up % | freshness % | seed % | shutdown downtime s (× bare start under load) | MTTR shutdown s | restarts/fault | futile | TP/FP/missed | kbit/s (peak) | msg/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | agg s | mode | avail % | bound % | all-up % | freshness % (bound) | seed % | shutdown downtime s (× bare start under load) | MTTR shutdown s | restarts/fault | futile | TP/FP/missed | kbit/s (peak) | update kbit/s | msg/s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
         let s = &r.score;
@@ -195,7 +195,7 @@ pub fn table(results: &[RunResult]) -> String {
         let mttr = s.mttr.get(&score::FaultKind::Shutdown).map_or("–".to_owned(), |m| format!("{:.2}", m.mean));
         let d = &s.detections;
         out.push_str(&format!(
-            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {seed} | {:.2} ({:.2}) | {mttr} | {:.2} | {} | {}/{}/{} | {:.2} ({:.2}) | {:.2} |\n",
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} ({:.1}) | {seed} | {:.2} ({:.2}) | {mttr} | {:.2} | {} | {}/{}/{} | {:.2} ({:.2}) | {:.2} | {:.2} |\n",
             r.spec.scenario.trim_start_matches("test_"),
             r.spec.aggregation,
             serde_json::to_string(&r.spec.mode).unwrap_or_default().replace('"', ""),
@@ -203,6 +203,7 @@ pub fn table(results: &[RunResult]) -> String {
             100.0 * s.availability_bound,
             100.0 * s.all_up,
             100.0 * r.view_freshness,
+            100.0 * r.view_freshness_bound,
             s.shutdown_downtime.mean,
             if r.bare_start_loaded > 0.0 { s.shutdown_downtime.mean / r.bare_start_loaded } else { 0.0 },
             s.restarts_per_fault,
@@ -212,6 +213,7 @@ pub fn table(results: &[RunResult]) -> String {
             d.missed,
             r.bandwidth.bytes_per_sec * 8.0 / 1000.0,
             r.bandwidth.peak_bytes_per_sec * 8.0 / 1000.0,
+            r.bandwidth.update_bytes_per_sec * 8.0 / 1000.0,
             r.bandwidth.messages_per_sec,
         ));
     }
@@ -237,6 +239,7 @@ mod tests {
             },
             score: score::Score { availability, ..score::Score::default() },
             view_freshness: 1.0,
+            view_freshness_bound: 1.0,
             bandwidth: run::Bandwidth::default(),
             bare_start: 0.3,
             bare_start_loaded: 0.4,

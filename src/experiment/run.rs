@@ -57,6 +57,13 @@ pub struct Bandwidth {
     pub peak_messages_per_sec: f64,
     /// Bytes/s of the HMS messages themselves (bincode size), as the controller counts them.
     pub payload_bytes_per_sec: f64,
+    /// The part of `payload_bytes_per_sec` that carries updates (notices, pulls, contents,
+    /// commands): all of it but heartbeats — what the seed's bandwidth counted.
+    #[serde(default)]
+    pub update_bytes_per_sec: f64,
+    /// Messages/s other than heartbeats.
+    #[serde(default)]
+    pub update_messages_per_sec: f64,
 }
 
 /// Everything a run produced.
@@ -67,6 +74,10 @@ pub struct RunResult {
     /// Fraction of the run in which the controller's view had no unpulled update (the seed's
     /// "availability").
     pub view_freshness: f64,
+    /// The best view freshness this run's fault schedule allows under its aggregation time
+    /// ([`score::freshness_bound`]).
+    #[serde(default)]
+    pub view_freshness_bound: f64,
     pub bandwidth: Bandwidth,
     /// Mean bare `docker start` measured before the run, on a quiet engine (seconds).
     pub bare_start: f64,
@@ -269,6 +280,7 @@ async fn measure(
         spec: spec.clone(),
         score: score::score(&run),
         view_freshness: freshness,
+        view_freshness_bound: score::freshness_bound(&run.faults, spec.aggregation, spec.duration, bare.idle),
         bandwidth,
         bare_start: bare.idle,
         bare_start_loaded,
@@ -326,6 +338,10 @@ fn summarize(series: &[(u64, u64)], s0: &Stats, s1: &Stats, secs: f64) -> Bandwi
         messages_per_sec: mean(&msgs),
         peak_messages_per_sec: peak(&msgs),
         payload_bytes_per_sec: s1.bytes.saturating_sub(s0.bytes) as f64 / secs,
+        update_bytes_per_sec: (s1.bytes - s1.heartbeat_bytes).saturating_sub(s0.bytes - s0.heartbeat_bytes) as f64
+            / secs,
+        update_messages_per_sec: (s1.messages - s1.heartbeats).saturating_sub(s0.messages - s0.heartbeats) as f64
+            / secs,
     }
 }
 

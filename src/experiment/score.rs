@@ -293,10 +293,70 @@ fn bound(run: &RunData) -> f64 {
     per.iter().sum::<f64>() / per.len() as f64
 }
 
+/// The best view freshness any healer can have under the controller's aggregation (a window of
+/// `aggregation` seconds opened by the first notice, DESIGN.md): every fault changes what its
+/// host reports at least twice — a shutdown when the container has stopped and when it runs
+/// again (a bare start later), a loss fault (of 10 points or more, what the published loss
+/// shows) when it starts and when it ends — and the view is stale for one window from the first
+/// of those changes that finds no window open. Pull time counts as zero, so this is an upper
+/// bound on freshness for this schedule.
+pub fn freshness_bound(faults: &[Fault], aggregation: f64, duration: f64, bare_start: f64) -> f64 {
+    if duration <= 0.0 {
+        return 0.0;
+    }
+    let mut changes: Vec<f64> = faults
+        .iter()
+        .flat_map(|f| match f.kind {
+            FaultKind::Shutdown => vec![f.end, f.end + bare_start],
+            _ if f.loss >= 10.0 => vec![f.start, f.end],
+            _ => vec![],
+        })
+        .filter(|t| (0.0..duration).contains(t))
+        .collect();
+    changes.sort_by(f64::total_cmp);
+    let mut windows = Vec::new();
+    let mut open_until = f64::NEG_INFINITY;
+    for t in changes {
+        if t >= open_until {
+            open_until = t + aggregation;
+            windows.push((t, open_until));
+        }
+    }
+    1.0 - union_len(windows, duration) / duration
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn fault(kind: FaultKind, start: f64, end: f64, loss: f64) -> Fault {
+        Fault { container: "c".into(), kind, loss, start, end }
+    }
+
+    #[test]
+    fn freshness_bound_counts_one_window_per_burst_of_changes() {
+        let faults = [fault(FaultKind::LinkLoss, 10.0, 20.0, 80.0), fault(FaultKind::Shutdown, 10.2, 11.0, 0.0)];
+        // Changes at 10, 11, 11.5 and 20: windows [10, 11), [11, 12) and [20, 21).
+        let b = freshness_bound(&faults, 1.0, 100.0, 0.5);
+        assert!((b - 0.97).abs() < 1e-9, "{b}");
+        // Loss under the published deadband changes nothing; no faults, always fresh.
+        assert_eq!(freshness_bound(&[fault(FaultKind::LinkLoss, 1.0, 2.0, 5.0)], 1.0, 10.0, 0.5), 1.0);
+        assert_eq!(freshness_bound(&[], 2.5, 10.0, 0.5), 1.0);
+    }
+
+    proptest! {
+        #[test]
+        fn freshness_bound_falls_with_the_aggregation_time(
+            starts in proptest::collection::vec(0.0f64..100.0, 0..40), a in 0.05f64..3.0,
+        ) {
+            let faults: Vec<Fault> = starts.iter().map(|&t| fault(FaultKind::LinkLoss, t, t + 1.0, 80.0)).collect();
+            let short = freshness_bound(&faults, a, 100.0, 0.3);
+            let long = freshness_bound(&faults, a * 2.0, 100.0, 0.3);
+            prop_assert!((0.0..=1.0).contains(&short));
+            prop_assert!(long <= short + 1e-9);
+        }
+    }
 
     fn samples(up: &[(f64, bool)]) -> Vec<Sample> {
         up.iter().map(|&(t, u)| Sample { t, running: u, reachable: u }).collect()
