@@ -511,4 +511,35 @@ mod tests {
         let plan = h.plan(&id, &policy, t0, wall, 0.0);
         assert!(matches!(plan, Plan::Act { op: RestartOp::Start, .. }), "{plan:?}");
     }
+
+    #[test]
+    fn a_delta_from_the_last_answer_patches_fields_and_an_older_one_sends_records() {
+        let id = "a".repeat(64);
+        let mut h = HostState::new("h".into(), 30, 2, None);
+        let t0 = Instant::now();
+        h.observe(obs(DockerState::Running), t0);
+        h.touch(&id, t0);
+        let first = h.content(None);
+        assert!(first.full && first.containers.len() == 1 && first.patches.is_empty());
+        let v1 = first.version;
+        // the container dies: the answer to a pull from v1 is a patch of its state
+        h.observe(obs(DockerState::Exited), t0);
+        h.touch(&id, t0);
+        let delta = h.content(Some(v1));
+        assert!(!delta.full && delta.containers.is_empty(), "{delta:?}");
+        assert_eq!(delta.patches.len(), 1);
+        assert_eq!(delta.patches[0].id, "a".repeat(12));
+        assert!(delta.patches[0].state.is_some() && delta.patches[0].restarts.is_none());
+        let mut rec = first.containers[0].clone();
+        delta.patches[0].apply(&mut rec);
+        assert_eq!(Some(&rec), h.containers[&id].published.as_ref());
+        // a puller that missed that answer asks from v1 again: whole records, not patches
+        h.observe(obs(DockerState::Running), t0);
+        h.touch(&id, t0);
+        let again = h.content(Some(v1));
+        assert_eq!((again.containers.len(), again.patches.len()), (1, 0));
+        // nothing changed since the last answer: an empty delta
+        let none = h.content(Some(again.version));
+        assert!(none.containers.is_empty() && none.patches.is_empty() && none.removed.is_empty());
+    }
 }

@@ -280,12 +280,19 @@ fn bound(run: &RunData) -> f64 {
                 FaultKind::ContainerLoss if f.loss > run.threshold => Some((f.start, f.start + run.bare_start)),
                 FaultKind::LinkLoss | FaultKind::ContainerLoss => None,
             });
-            let hard = union_len(hard.collect(), run.duration);
+            let hard_spans: Vec<(f64, f64)> = hard.collect();
+            let hard = union_len(hard_spans.clone(), run.duration);
+            // Uncurable loss while the container is down anyway costs nothing more.
+            let outside_hard = |span: (f64, f64)| {
+                let mut with = hard_spans.clone();
+                with.push(span);
+                union_len(with, run.duration) - hard
+            };
             let soft: f64 = mine()
                 .filter(|f| {
                     f.kind == FaultKind::LinkLoss || (f.kind == FaultKind::ContainerLoss && f.loss <= run.threshold)
                 })
-                .map(|f| union_len(vec![(f.start, f.end)], run.duration) * (1.0 - reach_probability(f.loss)))
+                .map(|f| outside_hard((f.start, f.end)) * (1.0 - reach_probability(f.loss)))
                 .sum();
             1.0 - ((hard + soft) / run.duration).min(1.0)
         })
@@ -425,6 +432,10 @@ mod tests {
         let b = score(&run).availability_bound;
         // a: 0.3 s of a shutdown; b: half of 4 s of link loss at 50 %
         assert!((b - (1.0 - (0.3 / 10.0 + 2.0 / 10.0) / 2.0)).abs() < 1e-9, "{b}");
+        // loss on `a` while it is down after its shutdown (4.0–4.3) counts only outside that span
+        run.faults.push(Fault { container: "a".into(), kind: FaultKind::LinkLoss, loss: 50.0, start: 4.1, end: 5.3 });
+        let b = score(&run).availability_bound;
+        assert!((b - (1.0 - ((0.3 + 0.5) / 10.0 + 2.0 / 10.0) / 2.0)).abs() < 1e-9, "{b}");
     }
 
     #[test]
