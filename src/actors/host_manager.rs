@@ -305,6 +305,14 @@ impl HostManager {
         if state.host.on_window(id, ip, started, stats.loss()) {
             self.reconcile(myself, state, id);
         }
+        // Over the threshold but not confirmed yet: confirm with the next window at once.
+        let confirming = state.host.containers.get(id).is_some_and(|t| t.streak > 0 && t.streak < state.host.confirm);
+        if confirming
+            && self.config.heal != HealMode::Off
+            && let Some(slot) = state.probes.get(id)
+        {
+            let _ = slot.actor.cast(ProbeMsg::Confirm);
+        }
     }
 
     /// Decides for one container, carries the plan out, publishes the change.

@@ -19,6 +19,10 @@ use crate::probe::{Prober, WindowSpec};
 pub enum ProbeMsg {
     /// Run one window now (scheduled by the actor itself).
     Tick,
+    /// Run one extra window now, leaving the schedule alone: the manager asks for it when a
+    /// window went over the threshold and the loss still needs confirming, so a lossy container
+    /// is restarted one window later instead of one probe period later.
+    Confirm,
     /// The container's address changed; `None` pauses probing.
     SetTarget(Option<IpAddr>),
 }
@@ -67,7 +71,11 @@ impl Actor for ProbeActor {
         state: &mut ProbeState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ProbeMsg::Tick => self.tick(&myself, state).await,
+            ProbeMsg::Tick => {
+                myself.send_after(self.period, || ProbeMsg::Tick);
+                self.window(state).await;
+            }
+            ProbeMsg::Confirm => self.window(state).await,
             ProbeMsg::SetTarget(ip) => state.target = ip,
         }
         Ok(())
@@ -75,9 +83,9 @@ impl Actor for ProbeActor {
 }
 
 impl ProbeActor {
-    /// Schedules the next window one period after this one's start, then runs this one.
-    async fn tick(&self, myself: &ActorRef<ProbeMsg>, state: &ProbeState) {
-        myself.send_after(self.period, || ProbeMsg::Tick);
+    /// Runs one window and reports it to the manager. (A `Tick` schedules the next one first, one
+    /// period after this one's start.)
+    async fn window(&self, state: &ProbeState) {
         let Some(ip) = state.target else { return };
         let started = Instant::now();
         let span =
