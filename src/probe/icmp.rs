@@ -436,13 +436,19 @@ mod tests {
         assert_eq!(stats.received, 0);
     }
 
-    #[test]
-    fn replies_from_another_address_identifier_or_sequence_do_not_count() {
+    /// A table with one window of `count` echoes to `ADDR` opened now: (table, identifier,
+    /// sequence base, start).
+    fn one_window(count: u16) -> (Windows, u16, u16, Instant) {
         let t0 = Instant::now();
         let mut table = Windows::default();
-        let (done, _rx) = oneshot::channel();
-        let ident = table.open(ADDR, spec(1), t0, done);
+        let ident = table.open(ADDR, spec(count), t0, oneshot::channel().0);
         let base = table.open[&ident].base;
+        (table, ident, base, t0)
+    }
+
+    #[test]
+    fn replies_from_another_address_identifier_or_sequence_do_not_count() {
+        let (mut table, ident, base, t0) = one_window(1);
         assert_eq!(table.due(t0).len(), 1);
         table.reply(Ipv4Addr::new(10, 0, 0, 9), Some(ident), base, t0);
         table.reply(ADDR, Some(ident.wrapping_add(1)), base, t0);
@@ -454,11 +460,7 @@ mod tests {
 
     #[test]
     fn a_datagram_socket_matches_by_address_and_sequence() {
-        let t0 = Instant::now();
-        let mut table = Windows::default();
-        let (done, _rx) = oneshot::channel();
-        let ident = table.open(ADDR, spec(2), t0, done);
-        let base = table.open[&ident].base;
+        let (mut table, _, base, t0) = one_window(2);
         table.due(t0 + ms(10));
         table.reply(ADDR, None, base, t0 + ms(11));
         table.reply(ADDR, None, base.wrapping_add(1), t0 + ms(12));
