@@ -147,6 +147,36 @@ async fn follows_the_targets_as_containers_come_and_go() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_scope_loss_moves_with_its_container_as_soon_as_the_manager_sees_it() {
+    let (fleet, injector) = fleet_with(None, None).await;
+    let a = fleet.runtime.add("a", &[]);
+    wait_targets(&fleet, 1).await;
+    let long_loss = ConfigPatch { loss_scope: Some(LossScope::Link), ..busy(0.0, 60.0) };
+    command(&fleet.node.manager, Command::AntagonistStart(Some(long_loss))).await.unwrap();
+    let mut ip = fleet.ip(&a).await;
+    eventually(Duration::from_secs(5), "the loss is on the container", || async {
+        injector.rules().contains_key(&(ip, None))
+    })
+    .await;
+    // The fallback check runs once a second: three moves each followed within 300 ms are the
+    // manager's doing.
+    for _ in 0..3 {
+        let moved = fleet.runtime.readdress(&a).expect("the container exists");
+        let t = Instant::now();
+        eventually(Duration::from_secs(3), "the rule moved", || async {
+            let rules = injector.rules();
+            rules.contains_key(&(moved, None)) && !rules.contains_key(&(ip, None))
+        })
+        .await;
+        assert!(t.elapsed() < Duration::from_millis(300), "moved after {:?}", t.elapsed());
+        ip = moved;
+    }
+    command(&fleet.node.manager, Command::AntagonistStop).await.unwrap();
+    assert!(injector.rules().is_empty(), "stop removes the rule: {:?}", injector.rules());
+    fleet.node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_time_bounds_the_run() {
     let (fleet, injector) = fleet_with(None, None).await;
     fleet.runtime.add("a", &[]);

@@ -45,6 +45,8 @@ fn short_experiment_writes_its_results_and_leaves_nothing_behind() {
         // 4 Hz for 8 s on 4 containers, allowing for a loaded machine
         assert!(r["samples_per_container"].as_u64().unwrap() >= 16, "{r}");
         assert!(csv.lines().count() > 4 * 16);
+        let events = std::fs::read_to_string(dir.join("events.csv")).unwrap();
+        assert!(events.starts_with("t,container,event\n"), "{events}");
         for key in ["availability", "all_up", "availability_bound"] {
             let v = r["score"][key].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&v), "{mode} {key} = {v}");

@@ -9,6 +9,7 @@
 //! every attack in progress is undone.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -207,6 +208,7 @@ impl Antagonist {
             report: Box::new(move |r| {
                 let _ = me.cast(AntagonistMsg::Finished(r));
             }),
+            moves: tokio::sync::broadcast::channel(256).0,
         });
         let mut run = Run { id: state.runs, exec, loops: HashMap::new() };
         for t in state.targets.values() {
@@ -254,8 +256,17 @@ impl Antagonist {
         self.sweep(state, &new).await;
         let gone: Vec<String> = state.targets.keys().filter(|id| !new.contains_key(*id)).cloned().collect();
         let added: Vec<Target> = new.values().filter(|t| !state.targets.contains_key(&t.id)).cloned().collect();
+        let moved: Vec<(String, IpAddr)> = (new.values())
+            .filter_map(|t| Some((t, t.ip?)))
+            .filter(|(t, ip)| state.targets.get(&t.id).is_some_and(|old| old.ip != Some(*ip)))
+            .map(|(t, ip)| (t.id.clone(), ip))
+            .collect();
         state.targets = new;
         let Some(run) = state.run.as_mut() else { return };
+        for m in moved {
+            // no receiver: no link-scope loss in progress
+            let _ = run.exec.moves.send(m);
+        }
         for id in &gone {
             if let Some(h) = run.loops.remove(id) {
                 h.abort();

@@ -276,16 +276,24 @@ impl Controller {
         view.record.status = HostStatus::Online;
         view.record.last_heartbeat = Some(rfc3339(OffsetDateTime::now_utc()));
         self.publish_host(state, &host);
-        self.on_notice(myself, state, UpdateNotice { host, version: u64::MAX });
+        self.updated(myself, state, &host);
     }
 
+    /// A notice received from a host: counted, then handled.
     fn on_notice(&self, myself: &ActorRef<ControllerMsg>, state: &mut ControllerState, n: UpdateNotice) {
         state.stats.notices += 1;
         self.count(state, &n);
-        if !state.hosts.contains_key(&n.host) {
+        self.updated(myself, state, &n.host);
+    }
+
+    /// `host` has content the view lacks (its notice, a registration, a heartbeat ahead of the
+    /// view): it joins the aggregation window. Nothing crossed the wire here, so nothing is
+    /// counted.
+    fn updated(&self, myself: &ActorRef<ControllerMsg>, state: &mut ControllerState, host: &str) {
+        if !state.hosts.contains_key(host) {
             return;
         }
-        if let Some(delay) = state.agg.notice(&n.host, Instant::now()) {
+        if let Some(delay) = state.agg.notice(host, Instant::now()) {
             state.stats.windows += 1;
             myself.send_after(delay, || ControllerMsg::CloseWindow);
         }
@@ -305,7 +313,7 @@ impl Controller {
             self.publish_host(state, &hb.host);
         }
         if behind || came_back {
-            self.on_notice(myself, state, UpdateNotice { host: hb.host, version: hb.version });
+            self.updated(myself, state, &hb.host);
         }
     }
 

@@ -439,7 +439,7 @@ impl HostManager {
         let Some(a) = &state.antagonist else { return };
         let host = &state.host;
         let targets: Vec<Target> = (host.containers.values().filter(|t| !host.is_ignored(&t.obs)))
-            .map(|t| Target { id: t.obs.id.clone(), name: t.obs.name.clone() })
+            .map(|t| Target::new(t.obs.id.clone(), t.obs.name.clone(), &t.obs.labels, t.obs.ip))
             .collect();
         if state.targets.as_ref() != Some(&targets) {
             let _ = a.cast(AntagonistMsg::Targets(targets.clone()));

@@ -7,10 +7,12 @@
 //! target leaving the scope) can undo them and log them as interrupted.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use time::OffsetDateTime;
+use tokio::sync::broadcast;
 use tracing::Instrument;
 
 use super::inject::{Injector, LossSite};
@@ -28,6 +30,28 @@ pub struct Target {
     /// Full id.
     pub id: String,
     pub name: String,
+    /// What seeds the target's schedule ([`Planner::new`]): its [`SCHEDULE_LABEL`] label, else
+    /// its name.
+    pub key: String,
+    /// Its address as last seen (a restart on the default bridge usually changes it).
+    pub ip: Option<std::net::IpAddr>,
+}
+
+/// A container label naming the schedule of its attacks in place of the container's name, so
+/// that containers recreated under other names (the experiment's runs, one per healing mode)
+/// get the same planned attacks.
+pub const SCHEDULE_LABEL: &str = "hms.antagonist.key";
+
+impl Target {
+    pub fn new(
+        id: String,
+        name: String,
+        labels: &std::collections::BTreeMap<String, String>,
+        ip: Option<std::net::IpAddr>,
+    ) -> Self {
+        let key = labels.get(SCHEDULE_LABEL).cloned().unwrap_or_else(|| name.clone());
+        Self { id, name, key, ip }
+    }
 }
 
 /// An attack in progress: its record so far and the rule to remove, if any.
@@ -49,12 +73,15 @@ pub struct Executor {
     pub active: Active,
     /// Receives every finished attack.
     pub report: Box<dyn Fn(AttackRecord) + Send + Sync>,
+    /// (full id, new address) of every target seen at another address: a link-scope loss moves
+    /// there at once, so a restart does not take its container out of the fault.
+    pub moves: broadcast::Sender<(String, IpAddr)>,
 }
 
 impl Executor {
     /// The loop of one target, until aborted.
     pub async fn run(self: Arc<Self>, target: Target) {
-        let Ok(mut planner) = Planner::new(&self.config, &target.name) else { return };
+        let Ok(mut planner) = Planner::new(&self.config, &target.key) else { return };
         loop {
             let step = planner.next_step();
             let planned_start = OffsetDateTime::now_utc() + step.gap;
@@ -135,7 +162,7 @@ impl Executor {
     async fn loss(
         &self,
         record: &mut AttackRecord,
-        ip: Option<std::net::IpAddr>,
+        ip: Option<IpAddr>,
         percent: u8,
         duration: Duration,
     ) -> Option<String> {
@@ -149,6 +176,7 @@ impl Executor {
             },
         };
         let mut site = LossSite { ip, scope: self.config.loss_scope, pid };
+        let mut moves = self.moves.subscribe();
         self.register(record, Some(site.clone()));
         if let Err(e) = self.injector.inject(&site, percent).await {
             let _ = self.injector.clear(&site).await;
@@ -161,10 +189,18 @@ impl Executor {
             if left.is_zero() {
                 break;
             }
-            tokio::time::sleep(left.min(FOLLOW)).await;
+            let link = site.scope == LossScope::Link;
+            let moved = tokio::select! {
+                () = tokio::time::sleep(left.min(FOLLOW)) => None,
+                ip = next_move(&mut moves, &record.container_id), if link => Some(ip),
+            };
             match site.scope {
                 LossScope::Link => {
-                    if let Err(e) = self.follow(record, &mut site, percent).await {
+                    let res = match moved {
+                        Some(ip) => self.move_to(record, &mut site, percent, ip).await,
+                        None => self.follow(record, &mut site, percent).await,
+                    };
+                    if let Err(e) = res {
                         tracing::warn!(error = %e, "cannot move the loss to the container's new address");
                     }
                 }
@@ -185,15 +221,35 @@ impl Executor {
     }
 
     /// A link-scope loss follows its container: when a restart gave it another address, the rule
-    /// moves there (a stopped container keeps its rule, its address may come back).
+    /// moves there (a stopped container keeps its rule, its address may come back). This is the
+    /// fallback of [`Executor::moves`], which tells a move as soon as the host manager sees it.
     async fn follow(&self, record: &AttackRecord, site: &mut LossSite, percent: u8) -> Result<(), String> {
         let obs = self.runtime.inspect(&record.container_id).await.map_err(|e| e.to_string())?;
-        let Some(ip) = obs.and_then(|o| o.ip).filter(|ip| *ip != site.ip) else { return Ok(()) };
+        let Some(ip) = obs.and_then(|o| o.ip) else { return Ok(()) };
+        self.move_to(record, site, percent, ip).await
+    }
+
+    /// Moves a link-scope rule to `ip`, unless it is there already.
+    async fn move_to(&self, record: &AttackRecord, site: &mut LossSite, percent: u8, ip: IpAddr) -> Result<(), String> {
+        if ip == site.ip {
+            return Ok(());
+        }
         tracing::info!(from = %site.ip, to = %ip, "container moved: loss follows");
         self.injector.clear(site).await.map_err(|e| e.to_string())?;
         site.ip = ip;
         self.register(record, Some(site.clone()));
         self.injector.inject(site, percent).await.map_err(|e| e.to_string())
+    }
+}
+
+/// The next address `id` moved to (waits forever once the channel is closed).
+async fn next_move(moves: &mut broadcast::Receiver<(String, IpAddr)>, id: &str) -> IpAddr {
+    loop {
+        match moves.recv().await {
+            Ok((moved, ip)) if moved == id => return ip,
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
     }
 }
 

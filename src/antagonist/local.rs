@@ -50,7 +50,7 @@ pub async fn targets(runtime: &dyn ContainerRuntime, select: Option<&Selector>) 
     let ignored = |l: &std::collections::BTreeMap<String, String>| {
         l.get(IGNORE_LABEL).is_some_and(|v| v.eq_ignore_ascii_case("true"))
     };
-    Ok(listed.into_iter().filter(|c| !ignored(&c.labels)).map(|c| Target { id: c.id, name: c.name }).collect())
+    Ok(listed.into_iter().filter(|c| !ignored(&c.labels)).map(|c| Target::new(c.id, c.name, &c.labels, c.ip)).collect())
 }
 
 async fn ask(actor: &ActorRef<AntagonistMsg>, cmd: Command) -> Result<AntagonistStatus, LocalError> {

@@ -40,8 +40,10 @@ pub fn read_faults(
     Ok(faults)
 }
 
-/// One record as a fault, unless it injected nothing.
+/// One record as a fault, unless it injected nothing or hit a container that is not one of
+/// this run's (`names`).
 pub fn fault_of(rec: &AttackRecord, t0: SystemTime, names: &BTreeMap<String, String>) -> anyhow::Result<Option<Fault>> {
+    let Some(container) = names.get(&rec.container_id) else { return Ok(None) };
     if rec.outcome == Outcome::Failed {
         return Ok(None);
     }
@@ -54,7 +56,45 @@ pub fn fault_of(rec: &AttackRecord, t0: SystemTime, names: &BTreeMap<String, Str
         (AttackKind::Loss, Some(LossScope::Container)) => FaultKind::ContainerLoss,
         (AttackKind::Loss, _) => FaultKind::LinkLoss,
     };
-    let container = names.get(&rec.container_id).cloned().unwrap_or_else(|| rec.container_name.clone());
+    let container = container.clone();
     let loss = rec.loss.map_or(0.0, f64::from);
     Ok(Some(Fault { container, kind, loss, start: at(&rec.actual_start)?, end: at(&rec.actual_end)? }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::antagonist::truth::stamp;
+    use time::OffsetDateTime;
+
+    fn record(id: &str, outcome: Outcome) -> AttackRecord {
+        let at = stamp(OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(12));
+        AttackRecord {
+            time: at.clone(),
+            host: "vm0".into(),
+            container_id: id.into(),
+            container_name: format!("name-of-{id}"),
+            kind: AttackKind::Shutdown,
+            loss: None,
+            scope: None,
+            method: None,
+            planned_start: at.clone(),
+            planned_end: at.clone(),
+            actual_start: at.clone(),
+            actual_end: at,
+            outcome,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn only_this_runs_containers_and_only_what_was_injected_are_faults() {
+        let names = BTreeMap::from([("a".to_owned(), "c-a".to_owned())]);
+        let t0 = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(10);
+        let f = fault_of(&record("a", Outcome::Done), t0, &names).unwrap().unwrap();
+        assert_eq!((f.container.as_str(), f.kind, f.start), ("c-a", FaultKind::Shutdown, 2.0));
+        assert_eq!(fault_of(&record("a", Outcome::Failed), t0, &names).unwrap(), None);
+        // a record left by an earlier run in the same folder
+        assert_eq!(fault_of(&record("old", Outcome::Done), t0, &names).unwrap(), None);
+    }
 }

@@ -17,11 +17,12 @@ use super::procs::{Containers, Managers};
 use super::sampler::{self, Target, secs_since};
 use super::score::{self, RunData, Sample, Score};
 use crate::actors::controller::{ControllerMsg, Stats};
+use crate::antagonist::exec::SCHEDULE_LABEL;
 use crate::cluster::ControllerNode;
 use crate::config::{ControllerConfig, HealMode};
 use crate::probe::Prober;
-use crate::runtime::ContainerRuntime;
 use crate::runtime::docker::DockerRuntime;
+use crate::runtime::{ContainerRuntime, Selector};
 
 /// What one run does.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +65,14 @@ pub struct Bandwidth {
     /// Messages/s other than heartbeats.
     #[serde(default)]
     pub update_messages_per_sec: f64,
+    /// Aggregation windows closed per second.
+    #[serde(default)]
+    pub windows_per_sec: f64,
+    /// Update notices and host pulls per second.
+    #[serde(default)]
+    pub notices_per_sec: f64,
+    #[serde(default)]
+    pub pulls_per_sec: f64,
 }
 
 /// Everything a run produced.
@@ -92,6 +101,10 @@ pub struct RunResult {
 /// Runs one cell and writes its files under `out/<dir_name>/`.
 pub async fn run(spec: &RunSpec, image: &str, out: &Path, prober: Arc<dyn Prober>) -> anyhow::Result<RunResult> {
     let dir = out.join(spec.dir_name());
+    // A run's folder holds that run only: the managers append to their ground-truth logs.
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("clear {}", dir.display()))?;
+    }
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let docker = DockerRuntime::connect(Duration::from_secs(10)).await.context("docker engine")?;
     let run_id = format!("x{}-{}", std::process::id(), rand::random::<u32>());
@@ -106,7 +119,7 @@ pub async fn run(spec: &RunSpec, image: &str, out: &Path, prober: Arc<dyn Prober
     let mut managers = Managers::default();
     let hosts = spawn_managers(&mut managers, spec, &run_id, &listen, &cookie, &dir)?;
     let bare = Bare { idle: bare_start, baseline };
-    let res = measure(spec, &node.controller, &hosts, &targets, &docker, prober, bare, &listen, &dir).await;
+    let res = measure(spec, &run_id, &node.controller, &hosts, &targets, &docker, prober, bare, &listen, &dir).await;
     managers.stop(Duration::from_secs(5));
     node.stop().await;
     containers.remove_all().await;
@@ -127,7 +140,10 @@ async fn create_containers(
         let host_label = format!("{run_id}-vm{h}");
         for i in 0..spec.containers {
             let name = format!("hms-{run_id}-vm{h}-c{i}");
-            let id = c.rt.run_container(&name, image, &[("hms.host", &host_label), ("hms.exp", run_id)]).await?;
+            // the same schedule for every mode of a cell: the key leaves the run id out
+            let key = format!("vm{h}-c{i}");
+            let labels = [("hms.host", host_label.as_str()), ("hms.exp", run_id), (SCHEDULE_LABEL, key.as_str())];
+            let id = c.rt.run_container(&name, image, &labels).await?;
             c.ids.push(id.clone());
             targets.push(Target { id, name });
         }
@@ -234,6 +250,7 @@ fn spawn_managers(
 #[allow(clippy::too_many_arguments)]
 async fn measure(
     spec: &RunSpec,
+    run_id: &str,
     controller: &ActorRef<ControllerMsg>,
     hosts: &[String],
     targets: &[Target],
@@ -253,7 +270,8 @@ async fn measure(
     }
     let until = t0 + Duration::from_secs_f64(spec.duration);
     let stats0 = stats(controller).await?;
-    let sampling = sampler::sample(rt, prober, targets, t0, Duration::from_millis(250), until);
+    let run_containers = Selector { key: "hms.exp".to_owned(), value: run_id.to_owned() };
+    let sampling = sampler::sample(rt, prober, targets, &run_containers, t0, Duration::from_millis(250), until);
     let loaded = bare_start_under_load(docker.clone(), bare.baseline, until, bare.idle);
     let (samples, series, bare_start_loaded) =
         tokio::join!(sampling, bandwidth_series(controller, listen.port(), until), loaded);
@@ -272,6 +290,7 @@ async fn measure(
     while let Ok((name, ev, at)) = events.try_recv() {
         run.events.entry(name).or_default().push((secs_since(wall0, at), ev));
     }
+    write_events(&dir.join("events.csv"), &run.events)?;
     run.faults = ground_truth::read_faults(dir, hosts, wall0, &targets_by_id(targets))?;
     let freshness = 1.0 - ((stats1.stale_seconds - stats0.stale_seconds) / spec.duration).clamp(0.0, 1.0);
     let bandwidth = summarize(&series?, &stats0, &stats1, spec.duration);
@@ -342,6 +361,9 @@ fn summarize(series: &[(u64, u64)], s0: &Stats, s1: &Stats, secs: f64) -> Bandwi
             / secs,
         update_messages_per_sec: (s1.messages - s1.heartbeats).saturating_sub(s0.messages - s0.heartbeats) as f64
             / secs,
+        windows_per_sec: s1.windows.saturating_sub(s0.windows) as f64 / secs,
+        notices_per_sec: s1.notices.saturating_sub(s0.notices) as f64 / secs,
+        pulls_per_sec: s1.pulls.saturating_sub(s0.pulls) as f64 / secs,
     }
 }
 
@@ -350,6 +372,21 @@ fn write_samples(path: &PathBuf, samples: &BTreeMap<String, Vec<Sample>>) -> any
     for (name, v) in samples {
         for s in v {
             out.push_str(&format!("{:.3},{name},{},{}\n", s.t, u8::from(s.running), u8::from(s.reachable)));
+        }
+    }
+    std::fs::write(path, out).with_context(|| format!("write {}", path.display()))
+}
+
+/// The engine's `die`/`start` events of the run, as scored.
+fn write_events(path: &Path, events: &BTreeMap<String, Vec<(f64, score::EngineEvent)>>) -> anyhow::Result<()> {
+    let mut out = String::from("t,container,event\n");
+    for (name, v) in events {
+        for (t, ev) in v {
+            let ev = match ev {
+                score::EngineEvent::Die => "die",
+                score::EngineEvent::Start => "start",
+            };
+            out.push_str(&format!("{t:.3},{name},{ev}\n"));
         }
     }
     std::fs::write(path, out).with_context(|| format!("write {}", path.display()))

@@ -1,7 +1,7 @@
 //! What the experiment observes, independently of HMS: every container's state through Docker
 //! and its reachability through ICMP at a fixed rate, and the engine's `die`/`start` events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -11,9 +11,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::score::{EngineEvent, Sample};
-use crate::model::DockerState;
+use crate::model::{DockerState, ObservedContainer};
 use crate::probe::{Prober, WindowSpec};
-use crate::runtime::{ContainerRuntime, EventKind};
+use crate::runtime::{ContainerRuntime, EventKind, Selector};
 
 /// Echoes per reachability check; a container is reachable when most of them are answered.
 pub const REACH_ECHOES: u16 = 3;
@@ -31,13 +31,16 @@ pub struct Target {
 }
 
 /// Samples every target every `period` until `until`; returns name → samples (same instants).
-/// Each instant's round runs in its own task, so a slow check (an inspect of a container being
-/// restarted, an echo timing out) never delays the next instant; an instant the runtime could
-/// not serve at all is skipped for every container alike.
+/// One listing of the run's containers (`selector`) per instant gives their state and address —
+/// a few requests a second to the engine, where an inspect per container would add a hundred
+/// to the load being measured. Each instant's round runs in its own task, so a slow check (a
+/// listing while the engine is busy, an echo timing out) never delays the next instant; an
+/// instant the engine could not list is skipped for every container alike.
 pub async fn sample(
     rt: Arc<dyn ContainerRuntime>,
     prober: Arc<dyn Prober>,
     targets: &[Target],
+    selector: &Selector,
     t0: Instant,
     period: Duration,
     until: Instant,
@@ -46,15 +49,14 @@ pub async fn sample(
     let mut tick = tokio::time::interval_at(t0, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut rounds = tokio::task::JoinSet::new();
+    let targets: Arc<[Target]> = targets.into();
     loop {
         let at = tick.tick().await;
         if at >= until {
             break;
         }
         let t = at.duration_since(t0).as_secs_f64();
-        let checks: Vec<_> =
-            targets.iter().map(|target| check(rt.clone(), prober.clone(), target.clone(), t)).collect();
-        rounds.spawn(futures::future::join_all(checks));
+        rounds.spawn(round(rt.clone(), prober.clone(), targets.clone(), selector.clone(), t));
     }
     while let Some(round) = rounds.join_next().await {
         for (name, s) in round.unwrap_or_default() {
@@ -65,15 +67,36 @@ pub async fn sample(
     out
 }
 
-async fn check(rt: Arc<dyn ContainerRuntime>, prober: Arc<dyn Prober>, target: Target, t: f64) -> (String, Sample) {
-    let obs = rt.inspect(&target.id).await.ok().flatten();
-    let running = obs.as_ref().is_some_and(|o| o.state == DockerState::Running);
-    let ip: Option<IpAddr> = obs.and_then(|o| o.ip);
-    let reachable = match ip {
-        Some(ip) if running => prober.window(ip, reach_spec()).await.is_ok_and(|w| 2 * w.received > REACH_ECHOES),
-        _ => false,
+/// One sampling instant: the listing, then the reachability echoes of every running target.
+async fn round(
+    rt: Arc<dyn ContainerRuntime>,
+    prober: Arc<dyn Prober>,
+    targets: Arc<[Target]>,
+    selector: Selector,
+    t: f64,
+) -> Vec<(String, Sample)> {
+    let listed = match rt.list(Some(&selector)).await {
+        Ok(listed) => listed,
+        Err(e) => {
+            tracing::warn!(t, error = %e, "sampling instant skipped: cannot list the containers");
+            return Vec::new();
+        }
     };
-    (target.name, Sample { t, running, reachable })
+    let by_id: HashMap<&str, &ObservedContainer> = listed.iter().map(|o| (o.id.as_str(), o)).collect();
+    let checks = targets.iter().map(|target| {
+        let obs = by_id.get(target.id.as_str());
+        let running = obs.is_some_and(|o| o.state == DockerState::Running);
+        let ip: Option<IpAddr> = obs.and_then(|o| o.ip).filter(|_| running);
+        let prober = prober.clone();
+        async move {
+            let reachable = match ip {
+                Some(ip) => prober.window(ip, reach_spec()).await.is_ok_and(|w| 2 * w.received > REACH_ECHOES),
+                None => false,
+            };
+            (target.name.clone(), Sample { t, running, reachable })
+        }
+    });
+    futures::future::join_all(checks).await
 }
 
 /// Engine events of the targets, as (container name, event, engine time).

@@ -79,6 +79,20 @@ impl FakeRuntime {
         id
     }
 
+    /// The container comes back at another address, as a restart on Docker's default bridge
+    /// usually does: `die`, then `start` with the new address, which is returned.
+    pub fn readdress(&self, id: &str) -> Option<IpAddr> {
+        let mut g = self.lock();
+        g.next_ip = g.next_ip.wrapping_add(1);
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 99, 0, g.next_ip));
+        let c = g.containers.get_mut(id)?;
+        c.ip = Some(ip);
+        c.state = DockerState::Running;
+        emit(&mut g, id, EventKind::Die);
+        emit(&mut g, id, EventKind::Start);
+        Some(ip)
+    }
+
     /// The container dies (as after `docker kill`), emitting `die`.
     pub fn crash(&self, id: &str) {
         let mut g = self.lock();
