@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 
 /// Version of the host ↔ controller protocol. A peer speaking another version is refused.
 /// 2: `Content::patches` (field-level deltas) and `CommandOk` with the antagonist's answers.
-pub const PROTOCOL_VERSION: u8 = 2;
+/// 3: patches carry restart times and addresses in binary (`protocol::Stamp`, `IpAddr`).
+pub const PROTOCOL_VERSION: u8 = 3;
 
 /// Largest accepted frame (well under ractor_cluster's 16 MiB transport limit).
 pub const MAX_FRAME: usize = 4 << 20;
