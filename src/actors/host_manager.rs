@@ -329,7 +329,9 @@ impl HostManager {
         let plan = state.host.plan(id, &self.config.policy, now, OffsetDateTime::now_utc(), rand::random());
         match plan {
             Plan::Nothing => {}
-            Plan::Act { op, reason, attempt } => self.restart(myself, id, op, reason.as_str(), attempt),
+            Plan::Act { op, reason, attempt, down_for } => {
+                self.restart(myself, id, op, reason.as_str(), attempt, down_for);
+            }
             Plan::RetryAfter(delay) => {
                 tracing::info!(container.id = %short_id(id), delay_ms = delay.as_millis() as u64, "restart backing off");
                 self.schedule_reconcile(myself, id, delay);
@@ -347,9 +349,29 @@ impl HostManager {
     }
 
     /// Runs a (re)start in its own task; the outcome comes back as `RestartDone`.
-    fn restart(&self, myself: &ActorRef<HostMsg>, id: &str, op: RestartOp, reason: &str, attempt: u64) {
+    /// `down_for` (since the engine's `die`) goes into the span as `down_ms`: with `took_ms` it
+    /// splits a shutdown's downtime into our reaction and the engine's start.
+    fn restart(
+        &self,
+        myself: &ActorRef<HostMsg>,
+        id: &str,
+        op: RestartOp,
+        reason: &str,
+        attempt: u64,
+        down_for: Option<Duration>,
+    ) {
         let (rt, me, id, stop) = (self.runtime.clone(), myself.clone(), id.to_owned(), self.config.stop_timeout);
-        let span = tracing::info_span!("restart", container.id = %short_id(&id), reason, attempt, op = ?op);
+        let span = tracing::info_span!(
+            "restart",
+            container.id = %short_id(&id),
+            reason,
+            attempt,
+            op = ?op,
+            down_ms = tracing::field::Empty
+        );
+        if let Some(d) = down_for {
+            span.record("down_ms", d.as_millis() as u64);
+        }
         tokio::spawn(
             async move {
                 let started = Instant::now();

@@ -51,6 +51,9 @@ pub struct Tracked {
     pub own_start_seen: bool,
     /// What our last restart did: only a kill-fast restart sends a `kill` of its own.
     pub own_op: Option<RestartOp>,
+    /// Engine time of the current death (its first `die`, `stop` or `oom` event), if an event
+    /// told it: how long the container was down when we start it is logged with the start.
+    pub died_at: Option<OffsetDateTime>,
     published: Option<ContainerRecord>,
 }
 
@@ -67,9 +70,17 @@ pub enum RestartOp {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Plan {
     Nothing,
-    Act { op: RestartOp, reason: Reason, attempt: u64 },
+    /// `down_for`: since the engine's `die` of a container we start, when an event told it.
+    Act {
+        op: RestartOp,
+        reason: Reason,
+        attempt: u64,
+        down_for: Option<Duration>,
+    },
     RetryAfter(Duration),
-    Quarantined { until: Instant },
+    Quarantined {
+        until: Instant,
+    },
 }
 
 /// What an engine event calls for.
@@ -150,6 +161,9 @@ impl HostState {
                     t.running_since = now;
                     t.streak = 0;
                 }
+                if obs.state == DockerState::Running {
+                    t.died_at = None; // its `start` event may have been missed
+                }
                 t.obs = obs;
             }
             None => {
@@ -168,6 +182,7 @@ impl HostState {
                     restart_ended: None,
                     own_start_seen: false,
                     own_op: None,
+                    died_at: None,
                     published: None,
                 };
                 self.containers.insert(obs.id, t);
@@ -207,6 +222,9 @@ impl HostState {
         };
         match &ev.kind {
             EventKind::Die | EventKind::Stop | EventKind::Oom => {
+                if t.obs.state == DockerState::Running {
+                    t.died_at = ev.time.map(OffsetDateTime::from);
+                }
                 t.obs.state = DockerState::Exited;
                 t.streak = 0;
                 EventEffect::Reconcile(ev.id.clone())
@@ -217,6 +235,7 @@ impl HostState {
             }
             EventKind::Start => {
                 t.stopped_externally = false;
+                t.died_at = None;
                 t.own_start_seen = true;
                 if t.obs.state != DockerState::Running {
                     t.running_since = now;
@@ -295,7 +314,9 @@ impl HostState {
                 t.own_op = Some(op);
                 t.last_restart = Some(wall);
                 t.streak = 0;
-                Plan::Act { op, reason, attempt: t.restarts }
+                let down_for = (t.died_at.filter(|_| op == RestartOp::Start))
+                    .map(|died| Duration::try_from(wall - died).unwrap_or(Duration::ZERO));
+                Plan::Act { op, reason, attempt: t.restarts, down_for }
             }
             Decision::After(d) if t.retry_at.is_none() => {
                 t.retry_at = Some(now + d);
@@ -491,6 +512,28 @@ mod tests {
 
     fn event(kind: EventKind) -> RuntimeEvent {
         RuntimeEvent { id: "a".repeat(64), kind, time: None }
+    }
+
+    #[test]
+    fn a_start_carries_how_long_the_engine_says_the_container_was_down() {
+        let (policy, id) = (RestartPolicy::default(), "a".repeat(64));
+        let died = OffsetDateTime::UNIX_EPOCH + Duration::from_secs(100);
+        let mut h = HostState::new("h".into(), 30, 2, None);
+        let t0 = Instant::now();
+        h.observe(obs(DockerState::Running), t0);
+        let at = |kind, t: OffsetDateTime| RuntimeEvent { id: id.clone(), kind, time: Some(t.into()) };
+        h.on_event(&at(EventKind::Die, died), t0);
+        // the `stop` that follows a `die` does not move the death
+        h.on_event(&at(EventKind::Stop, died + Duration::from_millis(40)), t0);
+        let plan = h.plan(&id, &policy, t0, died + Duration::from_millis(250), 0.0);
+        let Plan::Act { down_for, .. } = plan else { panic!("{plan:?}") };
+        assert_eq!(down_for, Some(Duration::from_millis(250)));
+        // a start forgets it; a death told by a listing has none
+        h.on_event(&at(EventKind::Start, died + Duration::from_secs(1)), t0);
+        h.restart_done(&id, Some(obs(DockerState::Running)), t0);
+        h.observe(obs(DockerState::Exited), t0);
+        let plan = h.plan(&id, &policy, t0 + Duration::from_secs(60), died + Duration::from_secs(61), 0.0);
+        assert!(matches!(plan, Plan::Act { down_for: None, .. }), "{plan:?}");
     }
 
     #[test]

@@ -96,6 +96,10 @@ impl Executor {
     }
 
     async fn attack(&self, target: &Target, plan: AttackPlan, planned_start: OffsetDateTime) {
+        // Subscribed before the inspect, so a move told while it runs is not missed; only a
+        // link-scope loss moves.
+        let link_loss = matches!(plan, AttackPlan::Loss { .. }) && self.config.loss_scope == LossScope::Link;
+        let moves = link_loss.then(|| self.moves.subscribe());
         let obs = match self.runtime.inspect(&target.id).await {
             Ok(Some(obs)) if obs.state == DockerState::Running => obs,
             Ok(_) => return tracing::debug!("target not running: attack skipped"),
@@ -126,7 +130,7 @@ impl Executor {
                 record.scope = Some(self.config.loss_scope);
                 record.method = Some(self.injector.method().to_owned());
                 record.planned_end = stamp(planned_start + duration);
-                self.loss(&mut record, obs.ip, percent, duration).await
+                self.loss(&mut record, obs.ip, percent, duration, moves).await
             }
         };
         self.active.lock().unwrap_or_else(|p| p.into_inner()).remove(&target.id);
@@ -165,6 +169,7 @@ impl Executor {
         ip: Option<IpAddr>,
         percent: u8,
         duration: Duration,
+        mut moves: Option<broadcast::Receiver<(String, IpAddr)>>,
     ) -> Option<String> {
         let Some(ip) = ip else { return Some("the target has no address".to_owned()) };
         let pid = match self.config.loss_scope {
@@ -176,7 +181,6 @@ impl Executor {
             },
         };
         let mut site = LossSite { ip, scope: self.config.loss_scope, pid };
-        let mut moves = self.moves.subscribe();
         self.register(record, Some(site.clone()));
         if let Err(e) = self.injector.inject(&site, percent).await {
             let _ = self.injector.clear(&site).await;
@@ -184,26 +188,25 @@ impl Executor {
         }
         tracing::info!(loss = percent, duration_ms = duration.as_millis() as u64, ip = %ip, "loss injected");
         let deadline = tokio::time::Instant::now() + duration;
+        // The rule is not where `site` says (a move cleared it and failed to inject): retried.
+        let mut misplaced = false;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
                 break;
             }
-            let link = site.scope == LossScope::Link;
-            let moved = tokio::select! {
-                () = tokio::time::sleep(left.min(FOLLOW)) => None,
-                ip = next_move(&mut moves, &record.container_id), if link => Some(ip),
-            };
+            tokio::select! {
+                () = tokio::time::sleep(left.min(FOLLOW)) => {}
+                () = moved(moves.as_mut(), &record.container_id) => {}
+            }
             match site.scope {
-                LossScope::Link => {
-                    let res = match moved {
-                        Some(ip) => self.move_to(record, &mut site, percent, ip).await,
-                        None => self.follow(record, &mut site, percent).await,
-                    };
-                    if let Err(e) = res {
+                LossScope::Link => match self.follow(record, &mut site, percent, misplaced).await {
+                    Ok(()) => misplaced = false,
+                    Err(e) => {
+                        misplaced = true;
                         tracing::warn!(error = %e, "cannot move the loss to the container's new address");
                     }
-                }
+                },
                 LossScope::Container if self.namespace_gone(record, &site).await => {
                     tracing::info!("container restarted or stopped: its namespace and the loss are gone");
                     break;
@@ -221,17 +224,14 @@ impl Executor {
     }
 
     /// A link-scope loss follows its container: when a restart gave it another address, the rule
-    /// moves there (a stopped container keeps its rule, its address may come back). This is the
-    /// fallback of [`Executor::moves`], which tells a move as soon as the host manager sees it.
-    async fn follow(&self, record: &AttackRecord, site: &mut LossSite, percent: u8) -> Result<(), String> {
+    /// moves there (a stopped container keeps its rule, its address may come back). Runs when
+    /// [`Executor::moves`] tells of a move and every [`FOLLOW`] in case one was missed; the
+    /// address is the engine's, never the told one, which may be older. `again` re-injects even
+    /// at the same address.
+    async fn follow(&self, record: &AttackRecord, site: &mut LossSite, percent: u8, again: bool) -> Result<(), String> {
         let obs = self.runtime.inspect(&record.container_id).await.map_err(|e| e.to_string())?;
         let Some(ip) = obs.and_then(|o| o.ip) else { return Ok(()) };
-        self.move_to(record, site, percent, ip).await
-    }
-
-    /// Moves a link-scope rule to `ip`, unless it is there already.
-    async fn move_to(&self, record: &AttackRecord, site: &mut LossSite, percent: u8, ip: IpAddr) -> Result<(), String> {
-        if ip == site.ip {
+        if ip == site.ip && !again {
             return Ok(());
         }
         tracing::info!(from = %site.ip, to = %ip, "container moved: loss follows");
@@ -242,12 +242,15 @@ impl Executor {
     }
 }
 
-/// The next address `id` moved to (waits forever once the channel is closed).
-async fn next_move(moves: &mut broadcast::Receiver<(String, IpAddr)>, id: &str) -> IpAddr {
+/// Returns when `id` may have moved: a move of it was told, or some were lost (lagged). Waits
+/// forever without a receiver or once the channel is closed.
+async fn moved(moves: Option<&mut broadcast::Receiver<(String, IpAddr)>>, id: &str) {
+    let Some(moves) = moves else { return std::future::pending().await };
     loop {
         match moves.recv().await {
-            Ok((moved, ip)) if moved == id => return ip,
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Ok((moved, _)) if moved == id => return,
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Ok(_) => {}
             Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
         }
     }

@@ -65,12 +65,13 @@ pub struct Bandwidth {
     /// Messages/s other than heartbeats.
     #[serde(default)]
     pub update_messages_per_sec: f64,
-    /// Aggregation windows closed per second.
+    /// Aggregation windows opened per second.
     #[serde(default)]
     pub windows_per_sec: f64,
-    /// Update notices and host pulls per second.
+    /// Update notices received per second.
     #[serde(default)]
     pub notices_per_sec: f64,
+    /// Host pulls per second.
     #[serde(default)]
     pub pulls_per_sec: f64,
 }
