@@ -9,7 +9,6 @@
 //! every attack in progress is undone.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -256,10 +255,9 @@ impl Antagonist {
         self.sweep(state, &new).await;
         let gone: Vec<String> = state.targets.keys().filter(|id| !new.contains_key(*id)).cloned().collect();
         let added: Vec<Target> = new.values().filter(|t| !state.targets.contains_key(&t.id)).cloned().collect();
-        let moved: Vec<(String, IpAddr)> = (new.values())
-            .filter_map(|t| Some((t, t.ip?)))
-            .filter(|(t, ip)| state.targets.get(&t.id).is_some_and(|old| old.ip != Some(*ip)))
-            .map(|(t, ip)| (t.id.clone(), ip))
+        let moved: Vec<String> = (new.values())
+            .filter(|t| t.ip.is_some() && state.targets.get(&t.id).is_some_and(|old| old.ip != t.ip))
+            .map(|t| t.id.clone())
             .collect();
         state.targets = new;
         let Some(run) = state.run.as_mut() else { return };

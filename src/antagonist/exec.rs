@@ -73,9 +73,9 @@ pub struct Executor {
     pub active: Active,
     /// Receives every finished attack.
     pub report: Box<dyn Fn(AttackRecord) + Send + Sync>,
-    /// (full id, new address) of every target seen at another address: a link-scope loss moves
-    /// there at once, so a restart does not take its container out of the fault.
-    pub moves: broadcast::Sender<(String, IpAddr)>,
+    /// The full id of every target seen at another address: a link-scope loss on it looks the
+    /// address up at once, so a restart does not take its container out of the fault.
+    pub moves: broadcast::Sender<String>,
 }
 
 impl Executor {
@@ -169,7 +169,7 @@ impl Executor {
         ip: Option<IpAddr>,
         percent: u8,
         duration: Duration,
-        mut moves: Option<broadcast::Receiver<(String, IpAddr)>>,
+        mut moves: Option<broadcast::Receiver<String>>,
     ) -> Option<String> {
         let Some(ip) = ip else { return Some("the target has no address".to_owned()) };
         let pid = match self.config.loss_scope {
@@ -244,11 +244,11 @@ impl Executor {
 
 /// Returns when `id` may have moved: a move of it was told, or some were lost (lagged). Waits
 /// forever without a receiver or once the channel is closed.
-async fn moved(moves: Option<&mut broadcast::Receiver<(String, IpAddr)>>, id: &str) {
+async fn moved(moves: Option<&mut broadcast::Receiver<String>>, id: &str) {
     let Some(moves) = moves else { return std::future::pending().await };
     loop {
         match moves.recv().await {
-            Ok((moved, _)) if moved == id => return,
+            Ok(moved) if moved == id => return,
             Err(broadcast::error::RecvError::Lagged(_)) => return,
             Ok(_) => {}
             Err(broadcast::error::RecvError::Closed) => std::future::pending().await,

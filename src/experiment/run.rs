@@ -24,6 +24,9 @@ use crate::probe::Prober;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::{ContainerRuntime, Selector};
 
+/// The label every container of a run carries, with the run id as its value.
+const RUN_LABEL: &str = "hms.exp";
+
 /// What one run does.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunSpec {
@@ -143,7 +146,7 @@ async fn create_containers(
             let name = format!("hms-{run_id}-vm{h}-c{i}");
             // the same schedule for every mode of a cell: the key leaves the run id out
             let key = format!("vm{h}-c{i}");
-            let labels = [("hms.host", host_label.as_str()), ("hms.exp", run_id), (SCHEDULE_LABEL, key.as_str())];
+            let labels = [("hms.host", host_label.as_str()), (RUN_LABEL, run_id), (SCHEDULE_LABEL, key.as_str())];
             let id = c.rt.run_container(&name, image, &labels).await?;
             c.ids.push(id.clone());
             targets.push(Target { id, name });
@@ -160,7 +163,7 @@ async fn bare_start(
     run_id: &str,
     c: &mut Containers,
 ) -> anyhow::Result<(f64, String)> {
-    let id = rt.run_container(&format!("hms-{run_id}-baseline"), image, &[("hms.exp", run_id)]).await?;
+    let id = rt.run_container(&format!("hms-{run_id}-baseline"), image, &[(RUN_LABEL, run_id)]).await?;
     c.ids.push(id.clone());
     let mut total = Duration::ZERO;
     for _ in 0..10 {
@@ -271,7 +274,7 @@ async fn measure(
     }
     let until = t0 + Duration::from_secs_f64(spec.duration);
     let stats0 = stats(controller).await?;
-    let run_containers = Selector { key: "hms.exp".to_owned(), value: run_id.to_owned() };
+    let run_containers = Selector { key: RUN_LABEL.to_owned(), value: run_id.to_owned() };
     let sampling = sampler::sample(rt, prober, targets, &run_containers, t0, Duration::from_millis(250), until);
     let loaded = bare_start_under_load(docker.clone(), bare.baseline, until, bare.idle);
     let (samples, series, bare_start_loaded) =
