@@ -2,15 +2,16 @@
 //!
 //! Its host manager sends it the eligible containers (in scope, not ignored) whenever that set
 //! changes, and forwards the controller's antagonist commands to it. While running, one
-//! [`Executor`] loop per target carries out that target's planned attacks; finished attacks come
-//! back as [`AntagonistMsg::Finished`] and are appended to the ground-truth log.
+//! [`Executor`] loop per target carries out that target's planned attacks; a loop appends each
+//! finished attack to the shared [`Journal`] (counts and ground-truth log) itself, before it can be
+//! aborted, so once a stop has joined the loops every attack of the run is in the log.
 //!
 //! Handlers await the injector (removing rules takes milliseconds), so a stop answers only once
 //! every attack in progress is undone.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -34,8 +35,6 @@ pub enum AntagonistMsg {
     Targets(Vec<Target>),
     /// An antagonist command (status, start, configure, stop, attacks).
     Command(Command, RpcReplyPort<CommandReply>),
-    /// An attack ended.
-    Finished(AttackRecord),
     /// The run time of run `n` is over.
     RunOver(u64),
 }
@@ -66,15 +65,36 @@ impl Drop for Run {
     }
 }
 
+/// What the attacks of this process did: shared by the actor and the loops.
+struct Journal {
+    host: String,
+    counts: AttackCounts,
+    log: AttackLog,
+}
+
+impl Journal {
+    fn record(&mut self, r: AttackRecord) {
+        let c = &mut self.counts;
+        match (r.outcome, r.kind) {
+            (Outcome::Failed, _) => c.failed += 1,
+            (Outcome::Interrupted, _) => c.interrupted += 1,
+            (Outcome::Done, AttackKind::Shutdown) => c.shutdown += 1,
+            (Outcome::Done, AttackKind::Loss) => c.loss += 1,
+        }
+        if let Err(e) = self.log.append(r) {
+            tracing::error!(host = %self.host, error = %e, "cannot write the ground truth");
+        }
+    }
+}
+
 /// The mutable half.
 pub struct AntagonistState {
     config: AntagonistConfig,
     targets: BTreeMap<String, Target>,
     run: Option<Run>,
     runs: u64,
-    counts: AttackCounts,
     started_at: Option<String>,
-    log: AttackLog,
+    journal: Arc<Mutex<Journal>>,
     /// Containers whose namespace was cleared of a crashed process's leftovers (once each).
     swept: BTreeSet<String>,
 }
@@ -99,9 +119,8 @@ impl Actor for Antagonist {
             targets: BTreeMap::new(),
             run: None,
             runs: 0,
-            counts: AttackCounts::default(),
             started_at: None,
-            log,
+            journal: Arc::new(Mutex::new(Journal { host: self.host.clone(), counts: AttackCounts::default(), log })),
             swept: BTreeSet::new(),
         })
     }
@@ -127,7 +146,6 @@ impl Actor for Antagonist {
                 let res = self.command(&myself, state, cmd).await;
                 let _ = reply.send(res);
             }
-            AntagonistMsg::Finished(record) => self.record(state, record),
             AntagonistMsg::RunOver(id) if state.run.as_ref().is_some_and(|r| r.id == id) => {
                 tracing::info!(host = %self.host, "antagonist run time over");
                 self.stop_run(state).await;
@@ -173,7 +191,7 @@ impl Antagonist {
             return Err(CommandError::Conflict(format!("no eligible container to attack on {}", self.host)));
         }
         state.config = config;
-        state.counts = AttackCounts::default();
+        journal(state).counts = AttackCounts::default();
         state.started_at = Some(stamp(OffsetDateTime::now_utc()));
         self.start_run(myself, state);
         Ok(())
@@ -197,16 +215,14 @@ impl Antagonist {
     /// Spawns one loop per target with the current configuration.
     fn start_run(&self, myself: &ActorRef<AntagonistMsg>, state: &mut AntagonistState) {
         state.runs += 1;
-        let me = myself.clone();
+        let shared = state.journal.clone();
         let exec = Arc::new(Executor {
             host: self.host.clone(),
             runtime: self.runtime.clone(),
             injector: self.injector.clone(),
             config: state.config.clone(),
             active: Active::default(),
-            report: Box::new(move |r| {
-                let _ = me.cast(AntagonistMsg::Finished(r));
-            }),
+            report: Box::new(move |r| shared.lock().unwrap_or_else(|p| p.into_inner()).record(r)),
             moves: tokio::sync::broadcast::channel(256).0,
         });
         let mut run = Run { id: state.runs, exec, loops: HashMap::new() };
@@ -246,8 +262,9 @@ impl Antagonist {
             tracing::error!(host = %self.host, "undoing the attacks took too long");
             Vec::new()
         });
-        records.into_iter().for_each(|r| self.record(state, r));
-        tracing::info!(host = %self.host, attacks = ?state.counts, "antagonist stopped");
+        let mut j = journal(state);
+        records.into_iter().for_each(|r| j.record(r));
+        tracing::info!(host = %self.host, attacks = ?j.counts, "antagonist stopped");
     }
 
     async fn on_targets(&self, state: &mut AntagonistState, targets: Vec<Target>) {
@@ -275,9 +292,9 @@ impl Antagonist {
         for t in added {
             Self::spawn_loop(run, t);
         }
-        for r in undo(&exec.active, self.injector.as_ref(), Some(&gone)).await {
-            self.record(state, r);
-        }
+        let records = undo(&exec.active, self.injector.as_ref(), Some(&gone)).await;
+        let mut j = journal(state);
+        records.into_iter().for_each(|r| j.record(r));
     }
 
     /// Removes our table from the namespace of every target seen for the first time (leftovers of
@@ -300,22 +317,9 @@ impl Antagonist {
         }
     }
 
-    fn record(&self, state: &mut AntagonistState, r: AttackRecord) {
-        let c = &mut state.counts;
-        match (r.outcome, r.kind) {
-            (Outcome::Failed, _) => c.failed += 1,
-            (Outcome::Interrupted, _) => c.interrupted += 1,
-            (Outcome::Done, AttackKind::Shutdown) => c.shutdown += 1,
-            (Outcome::Done, AttackKind::Loss) => c.loss += 1,
-        }
-        if let Err(e) = state.log.append(r) {
-            tracing::error!(host = %self.host, error = %e, "cannot write the ground truth");
-        }
-    }
-
     fn attacks(&self, state: &AntagonistState, since: Option<&str>) -> CommandReply {
         let since = since.map(parse_time).transpose().map_err(|e| CommandError::Invalid(format!("since: {e}")))?;
-        Ok(CommandOk { attacks: Some(state.log.since(since)), ..CommandOk::default() })
+        Ok(CommandOk { attacks: Some(journal(state).log.since(since)), ..CommandOk::default() })
     }
 
     fn status(&self, state: &AntagonistState) -> AntagonistStatus {
@@ -326,9 +330,14 @@ impl Antagonist {
             config: state.config.clone(),
             targets: u32::try_from(state.targets.len()).unwrap_or(u32::MAX),
             active: u32::try_from(active).unwrap_or(u32::MAX),
-            attacks: state.counts.clone(),
+            attacks: journal(state).counts.clone(),
             started_at: state.started_at.clone(),
             method: self.injector.method().to_owned(),
         }
     }
+}
+
+/// The journal, locked (a loop that panicked while recording leaves it usable).
+fn journal(state: &AntagonistState) -> MutexGuard<'_, Journal> {
+    state.journal.lock().unwrap_or_else(|p| p.into_inner())
 }
