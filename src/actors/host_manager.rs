@@ -18,7 +18,7 @@ use tracing::Instrument;
 use super::antagonist::{Antagonist, AntagonistMsg};
 use super::controller_link::ToController;
 use super::host_state::{EventEffect, HostState, Plan, RestartOp};
-use super::probe::{ProbeActor, ProbeArgs, ProbeMsg};
+use super::probe::{PHASES, ProbeActor, ProbeArgs, ProbeMsg, epoch, phase_start};
 use super::protocol::{Command, CommandError, CommandOk, CommandReply, Content, Heartbeat, PullRequest, UpdateNotice};
 use super::wire::Wire;
 use crate::antagonist::exec::Target;
@@ -496,8 +496,9 @@ impl HostManager {
     ) {
         let actor =
             ProbeActor { prober: self.prober.clone(), spec: self.config.window, period: self.config.probe_period };
-        let first_delay = self.config.probe_period.mul_f64(rand::random::<f64>());
-        let args = ProbeArgs { container: id.to_owned(), target: ip, manager: myself.clone(), first_delay };
+        let phase = rand::random::<u32>() % PHASES;
+        let first_at = phase_start(epoch(), Instant::now(), self.config.probe_period, phase);
+        let args = ProbeArgs { container: id.to_owned(), target: ip, manager: myself.clone(), first_at };
         match Actor::spawn_linked(None, actor, args, myself.get_cell()).await {
             Ok((actor, _)) => {
                 state.probes.insert(id.to_owned(), ProbeSlot { actor, ip });

@@ -77,25 +77,43 @@ struct Bench {
     label: String,
 }
 
+/// Containers created or removed at once (the engine serialises much of it; more buys nothing).
+const PARALLEL: usize = 8;
+
 /// `start` and `die` events: container id, kind, engine time of the event.
 type Starts = mpsc::UnboundedReceiver<(String, EventKind, SystemTime)>;
 
 impl Bench {
+    /// Runs `count` containers, [`PARALLEL`] at a time; every one created is kept for the clean-up,
+    /// even when another failed.
     async fn spawn(&mut self, count: usize, label: &str) -> anyhow::Result<Vec<String>> {
+        let (rt, tag, pid) = (&self.rt, &self.tag, std::process::id());
+        let runs = futures::stream::iter(0..count).map(|i| async move {
+            let name = format!("hms-bench-{pid}-{label}-{i}");
+            rt.run_container(&name, tag, &[("hms.bench", label)]).await
+        });
+        let results: Vec<_> = runs.buffered(PARALLEL).collect().await;
         let mut out = Vec::new();
-        for i in 0..count {
-            let name = format!("hms-bench-{}-{label}-{i}", std::process::id());
-            let id = self.rt.run_container(&name, &self.tag, &[("hms.bench", label)]).await?;
-            self.ids.push(id.clone());
-            out.push(id);
+        let mut first_error = None;
+        for r in results {
+            match r {
+                Ok(id) => out.push(id),
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
         }
-        Ok(out)
+        self.ids.extend(out.iter().cloned());
+        match first_error {
+            Some(e) => Err(e.into()),
+            None => Ok(out),
+        }
     }
 
     async fn cleanup(&mut self) {
-        for id in self.ids.drain(..) {
-            let _ = self.rt.remove_container(&id).await;
-        }
+        let rt = &self.rt;
+        let removals = futures::stream::iter(self.ids.drain(..)).map(|id| async move {
+            let _ = rt.remove_container(&id).await;
+        });
+        removals.buffer_unordered(PARALLEL).collect::<Vec<()>>().await;
         crate::testimage::remove(&self.tag);
     }
 
@@ -124,7 +142,8 @@ impl Bench {
             controller: ControllerConfig::default(),
         };
         let node = Node::standalone(parts, None).await?;
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let wait = Duration::from_secs(30) + Duration::from_millis(30) * u32::try_from(containers).unwrap_or(u32::MAX);
+        let deadline = Instant::now() + wait;
         loop {
             let recs = node.manager.call(HostMsg::Records, Some(Duration::from_secs(5))).await?;
             let recs = match recs {
@@ -136,7 +155,7 @@ impl Bench {
                 return Ok(node);
             }
             if Instant::now() > deadline {
-                bail!("only {probed} of {containers} containers were probed within 30 s");
+                bail!("only {probed} of {containers} containers were probed within {wait:?}");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

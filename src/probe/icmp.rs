@@ -238,9 +238,23 @@ impl Window {
 }
 
 /// The open windows of the process: pure bookkeeping, time passed in.
-#[derive(Default)]
+///
+/// A target keeps its echo identifier from window to window (the low 16 bits of its address,
+/// salted per process): netfilter tracks an ICMP echo flow by address and identifier, so a fresh
+/// identifier per window made the kernel create (and NAT-check, and later expire) one conntrack
+/// entry per window. A random one is drawn only while the stable one is in use by an open window.
+/// Sequence numbers run on across windows (one counter for the process), so a late reply to a
+/// target's last window never counts for its next one.
 struct Windows {
     open: HashMap<u16, Window>,
+    salt: u16,
+    next_seq: u16,
+}
+
+impl Default for Windows {
+    fn default() -> Self {
+        Self { open: HashMap::new(), salt: rand::random(), next_seq: rand::random() }
+    }
 }
 
 impl Windows {
@@ -250,18 +264,19 @@ impl Windows {
 
     /// Opens a window whose first echo is due at `start`; returns its identifier.
     fn open(&mut self, target: Ipv4Addr, spec: WindowSpec, start: Instant, done: oneshot::Sender<WindowStats>) -> u16 {
-        let ident = loop {
-            let ident: u16 = rand::random();
-            if !self.open.contains_key(&ident) {
-                break ident;
-            }
-        };
+        let [.., a, b] = target.octets();
+        let mut ident = u16::from_be_bytes([a, b]) ^ self.salt;
+        while self.open.contains_key(&ident) {
+            ident = rand::random();
+        }
         let count = usize::from(spec.count);
+        let base = self.next_seq;
+        self.next_seq = base.wrapping_add(spec.count);
         let window = Window {
             target,
             spec,
             ident,
-            base: rand::random(),
+            base,
             start,
             sent: 0,
             sent_at: Vec::with_capacity(count),
@@ -466,6 +481,25 @@ mod tests {
         table.reply(ADDR, None, base.wrapping_add(1), t0 + ms(12));
         let (_, stats, _) = table.finished(t0 + ms(12)).pop().unwrap();
         assert_eq!(stats.received, 2);
+    }
+
+    #[test]
+    fn a_target_keeps_its_identifier_across_windows_unless_it_is_in_use() {
+        let t0 = Instant::now();
+        let mut table = Windows::default();
+        let first = table.open(ADDR, spec(1), t0, oneshot::channel().0);
+        let overlapping = table.open(ADDR, spec(1), t0, oneshot::channel().0);
+        assert_ne!(first, overlapping, "two open windows never share an identifier");
+        let neighbour = table.open(Ipv4Addr::new(10, 0, 1, 2), spec(1), t0, oneshot::channel().0);
+        assert!(neighbour != first && neighbour != overlapping);
+        table.due(t0);
+        assert_eq!(table.finished(t0 + ms(100)).len(), 3);
+        let next = table.open(ADDR, spec(1), t0 + ms(1000), oneshot::channel().0);
+        assert_eq!(next, first, "the next window of a target reuses its flow");
+        let late = table.open[&next].base.wrapping_sub(3);
+        table.due(t0 + ms(1000));
+        table.reply(ADDR, Some(next), late, t0 + ms(1001));
+        assert_eq!(table.finished(t0 + ms(1100)).pop().unwrap().1.received, 0, "a late reply of an earlier window");
     }
 
     #[test]
