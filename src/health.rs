@@ -75,6 +75,18 @@ pub fn published_loss(shown: Option<f64>, measured: f64, threshold: u8) -> f64 {
     if crossed || clean_again || (measured - shown).abs() >= LOSS_DEADBAND { measured } else { shown }
 }
 
+/// Fewest probed containers for [`loss_is_host_wide`] to judge: on a small host a few lossy
+/// containers can be a real, shared fault (one attack on several of them).
+pub const HOST_WIDE_MIN: usize = 20;
+
+/// Loss over the threshold on more than half of a host's probed containers at once is the
+/// prober's or the host's (an overloaded node, a full neighbour table), not theirs: restarting
+/// them all would cure nothing and bury the engine (a 1,000-container run lost its Docker daemon
+/// to 1,000 restarts at once). Loss restarts wait until the loss is local again.
+pub fn loss_is_host_wide(lossy: usize, probed: usize) -> bool {
+    probed >= HOST_WIDE_MIN && lossy * 2 > probed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +162,14 @@ mod tests {
                 prop_assert_eq!(verdict(DockerState::Running, Health::None, streak, confirm, loss), Need::Nothing);
             }
         }
+    }
+
+    #[test]
+    fn loss_on_most_of_a_large_host_is_the_hosts() {
+        assert!(loss_is_host_wide(11, 20));
+        assert!(!loss_is_host_wide(10, 20), "half is not most");
+        assert!(!loss_is_host_wide(19, 19), "too few containers to tell");
+        assert!(!loss_is_host_wide(0, 0));
+        assert!(loss_is_host_wide(1000, 1000));
     }
 }

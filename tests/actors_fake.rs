@@ -134,6 +134,43 @@ async fn a_panicking_probe_actor_is_restarted() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn many_deaths_at_once_are_restarted_a_few_at_a_time() {
+    let fleet = FakeFleet::start(test_manager_config("h", None)).await;
+    let ids: Vec<String> = (0..30).map(|i| fleet.runtime.add(&format!("c{i}"), &[])).collect();
+    eventually(Duration::from_secs(5), "all tracked", || async { fleet.record("c29").await.is_some() }).await;
+    fleet.runtime.set_op_latency(Duration::from_millis(500));
+    ids.iter().for_each(|id| fleet.runtime.crash(id));
+    eventually(Duration::from_secs(10), "all running again", || async {
+        ids.iter().all(|id| fleet.runtime.state(id) == Some(hms::model::DockerState::Running))
+    })
+    .await;
+    assert_eq!(fleet.runtime.max_in_flight(), hms::actors::host_manager::RESTARTS_IN_FLIGHT);
+    assert!(ids.iter().all(|id| starts_of(&fleet.runtime.ops(), id) == 1), "{:?}", fleet.runtime.ops());
+}
+
+#[tokio::test(start_paused = true)]
+async fn loss_on_most_of_a_large_host_restarts_nothing_until_it_is_local() {
+    let fleet = FakeFleet::start(test_manager_config("h", None)).await;
+    let ids: Vec<String> = (0..24).map(|i| fleet.runtime.add(&format!("c{i}"), &[])).collect();
+    let mut ips = Vec::new();
+    for id in &ids {
+        ips.push(fleet.ip(id).await);
+    }
+    eventually(Duration::from_secs(5), "all probed", || async { ips.iter().all(|ip| fleet.prober.windows(*ip) >= 1) })
+        .await;
+    ips.iter().for_each(|ip| fleet.prober.set_loss(*ip, 60.0));
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(fleet.runtime.ops().is_empty(), "host-wide loss restarted {:?}", fleet.runtime.ops());
+    // the host recovers but for two containers: only they are restarted (until quarantined)
+    ips[2..].iter().for_each(|ip| fleet.prober.set_loss(*ip, 0.0));
+    eventually(Duration::from_secs(10), "the two restarted", || async { fleet.runtime.ops().len() >= 2 }).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let restarted: std::collections::BTreeSet<String> =
+        fleet.runtime.ops().iter().map(|op| op.id().to_owned()).collect();
+    assert_eq!(restarted, ids[..2].iter().cloned().collect());
+}
+
+#[tokio::test(start_paused = true)]
 async fn loss_at_threshold_exactly_never_restarts() {
     let fleet = FakeFleet::start(test_manager_config("h", None)).await;
     let id = fleet.runtime.add("web", &[]);

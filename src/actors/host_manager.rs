@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -105,7 +106,17 @@ pub struct ManagerState {
     antagonist: Option<ActorRef<AntagonistMsg>>,
     /// The targets last sent to the antagonist (`None`: none sent yet).
     targets: Option<Vec<Target>>,
+    /// Restarts of this host in flight at once (the engine starts few containers well at a time).
+    restart_slots: Arc<Semaphore>,
+    /// When a held host-wide loss was last logged.
+    host_wide_warned: Option<Instant>,
 }
+
+/// Restarts a manager runs at once; more wait their turn (each still one per container). A
+/// thousand at once took a Docker daemon down on a 2-core machine.
+pub const RESTARTS_IN_FLIGHT: usize = 8;
+/// How often a held host-wide loss is logged while it lasts.
+const HOST_WIDE_WARN_EVERY: Duration = Duration::from_secs(10);
 
 impl Actor for HostManager {
     type Msg = HostMsg;
@@ -139,6 +150,8 @@ impl Actor for HostManager {
             tasks,
             antagonist: None,
             targets: None,
+            restart_slots: Arc::new(Semaphore::new(RESTARTS_IN_FLIGHT)),
+            host_wide_warned: None,
         };
         Self::attach(&mut state, args.controller);
         self.spawn_antagonist(&myself, &mut state).await;
@@ -216,6 +229,7 @@ impl HostManager {
     fn load_host_state(&self) -> Result<HostState, ActorProcessingErr> {
         let c = &self.config;
         let mut host = HostState::new(c.name.clone(), c.threshold, c.confirm, c.select.clone());
+        host.loss_evidence = c.probe_period;
         if let Some(store) = &self.store {
             host.threshold = store.get(KEY_THRESHOLD)?.unwrap_or(c.threshold);
             host.ignored = store.get(KEY_IGNORED)?.unwrap_or_default();
@@ -330,11 +344,23 @@ impl HostManager {
         match plan {
             Plan::Nothing => {}
             Plan::Act { op, reason, attempt, down_for } => {
-                self.restart(myself, id, op, reason.as_str(), attempt, down_for);
+                let slots = state.restart_slots.clone();
+                self.restart(myself, slots, id, op, reason.as_str(), attempt, down_for);
             }
             Plan::RetryAfter(delay) => {
                 tracing::info!(container.id = %short_id(id), delay_ms = delay.as_millis() as u64, "restart backing off");
                 self.schedule_reconcile(myself, id, delay);
+            }
+            Plan::HeldHostWide { lossy, probed } => {
+                let now = Instant::now();
+                if state.host_wide_warned.is_none_or(|at| now >= at + HOST_WIDE_WARN_EVERY) {
+                    state.host_wide_warned = Some(now);
+                    tracing::warn!(
+                        lossy,
+                        probed,
+                        "loss on most containers at once: the host's, not theirs; loss restarts held"
+                    );
+                }
             }
             Plan::Quarantined { until } => {
                 tracing::warn!(container.id = %short_id(id), max_restarts = self.config.policy.max_restarts(), "container quarantined");
@@ -351,9 +377,11 @@ impl HostManager {
     /// Runs a (re)start in its own task; the outcome comes back as `RestartDone`.
     /// `down_for` (since the engine's `die`) goes into the span as `down_ms`: with `took_ms` it
     /// splits a shutdown's downtime into our reaction and the engine's start.
+    #[allow(clippy::too_many_arguments)]
     fn restart(
         &self,
         myself: &ActorRef<HostMsg>,
+        slots: Arc<Semaphore>,
         id: &str,
         op: RestartOp,
         reason: &str,
@@ -374,6 +402,8 @@ impl HostManager {
         }
         tokio::spawn(
             async move {
+                // closed never: the semaphore lives as long as the manager's state
+                let _slot = slots.acquire_owned().await;
                 let started = Instant::now();
                 let res = match op {
                     RestartOp::Start => rt.start(&id).await,

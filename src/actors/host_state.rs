@@ -40,6 +40,8 @@ pub struct Tracked {
     pub running_since: Instant,
     /// A reconcile is scheduled for this instant.
     pub retry_at: Option<Instant>,
+    /// Start of the first window of the current run of windows over the threshold.
+    pub lossy_since: Option<Instant>,
     /// Content version of the last change to the published record.
     pub version: u64,
     /// The current death was ordered through the engine's API by someone else (a `kill` event
@@ -81,6 +83,12 @@ pub enum Plan {
     Quarantined {
         until: Instant,
     },
+    /// A loss restart held because most of the host's containers lose packets at once
+    /// ([`health::loss_is_host_wide`]); the next window decides again.
+    HeldHostWide {
+        lossy: usize,
+        probed: usize,
+    },
 }
 
 /// What an engine event calls for.
@@ -113,6 +121,12 @@ pub struct HostState {
     /// a delta from exactly that version sends field-level patches against them.
     sent: BTreeMap<String, ContainerRecord>,
     sent_version: Option<u64>,
+    /// On a host large enough to judge ([`health::HOST_WIDE_MIN`]), how long a container's loss
+    /// must have lasted before it is restarted for it: one probe period, so every container has
+    /// been probed during the episode and host-wide loss can be told from local loss.
+    pub loss_evidence: Duration,
+    /// When a loss restart was last held because the loss was host-wide.
+    host_wide_at: Option<Instant>,
 }
 
 impl HostState {
@@ -130,6 +144,8 @@ impl HostState {
             pruned_upto: 0,
             sent: BTreeMap::new(),
             sent_version: None,
+            loss_evidence: Duration::from_secs(1),
+            host_wide_at: None,
         }
     }
 
@@ -160,6 +176,7 @@ impl HostState {
                 if obs.state == DockerState::Running && t.obs.state != DockerState::Running {
                     t.running_since = now;
                     t.streak = 0;
+                    t.lossy_since = None;
                 }
                 if obs.state == DockerState::Running {
                     t.died_at = None; // its `start` event may have been missed
@@ -177,6 +194,7 @@ impl HostState {
                     tracker: RestartTracker::default(),
                     running_since: now,
                     retry_at: None,
+                    lossy_since: None,
                     version: 0,
                     stopped_externally: false,
                     restart_ended: None,
@@ -227,6 +245,7 @@ impl HostState {
                 }
                 t.obs.state = DockerState::Exited;
                 t.streak = 0;
+                t.lossy_since = None;
                 EventEffect::Reconcile(ev.id.clone())
             }
             EventKind::Health(h) => {
@@ -240,6 +259,7 @@ impl HostState {
                 if t.obs.state != DockerState::Running {
                     t.running_since = now;
                     t.streak = 0;
+                    t.lossy_since = None;
                 }
                 t.obs.state = DockerState::Running;
                 EventEffect::Inspect(ev.id.clone())
@@ -264,6 +284,15 @@ impl HostState {
         }
     }
 
+    /// Running, monitored containers with a probed loss: (over their threshold, all of them).
+    fn lossy_and_probed(&self) -> (usize, usize) {
+        let probed = self
+            .containers
+            .values()
+            .filter(|t| t.obs.state == DockerState::Running && t.loss.is_some() && !self.is_ignored(&t.obs));
+        probed.fold((0, 0), |(lossy, all), t| (lossy + usize::from(t.streak > 0), all + 1))
+    }
+
     /// Folds a probe window in. Returns false when the window was stale and discarded.
     pub fn on_window(&mut self, id: &str, ip: IpAddr, started: Instant, loss: f64) -> bool {
         let threshold = match self.containers.get(id) {
@@ -277,7 +306,13 @@ impl HostState {
         }
         t.loss = Some(loss);
         t.shown_loss = Some(health::published_loss(t.shown_loss, loss, threshold));
-        t.streak = health::next_streak(t.streak, loss, threshold);
+        let streak = health::next_streak(t.streak, loss, threshold);
+        t.lossy_since = match (t.streak, streak) {
+            (_, 0) => None,
+            (0, _) => Some(started),
+            _ => t.lossy_since,
+        };
+        t.streak = streak;
         true
     }
 
@@ -298,6 +333,29 @@ impl HostState {
             Need::Start(r) => (RestartOp::Start, r),
             Need::Restart(r) => (RestartOp::Restart, r),
         };
+        if matches!(reason, Reason::PacketLoss(_)) {
+            let (lossy, probed) = self.lossy_and_probed();
+            let evidence = self.loss_evidence;
+            if health::loss_is_host_wide(lossy, probed) {
+                self.host_wide_at = Some(now);
+                return Plan::HeldHostWide { lossy, probed };
+            }
+            // after a host-wide episode, every container is probed again before any is judged:
+            // the streaks of the ones not probed since it ended are stale
+            if self.host_wide_at.is_some_and(|at| now < at + evidence) {
+                return Plan::HeldHostWide { lossy, probed };
+            }
+            let Some(t) = self.containers.get_mut(id) else { return Plan::Nothing };
+            let ready = t.lossy_since.map_or(now, |since| since + evidence);
+            if probed >= health::HOST_WIDE_MIN && now < ready {
+                if t.retry_at.is_some() {
+                    return Plan::Nothing;
+                }
+                t.retry_at = Some(ready);
+                return Plan::RetryAfter(ready - now);
+            }
+        }
+        let Some(t) = self.containers.get_mut(id) else { return Plan::Nothing };
         // A crash loop is what back-off and quarantine are for; a container someone stopped
         // through the API is started again at once, and that start is not held against it.
         let external = op == RestartOp::Start && t.stopped_externally;
@@ -314,6 +372,7 @@ impl HostState {
                 t.own_op = Some(op);
                 t.last_restart = Some(wall);
                 t.streak = 0;
+                t.lossy_since = None;
                 let down_for = (t.died_at.filter(|_| op == RestartOp::Start))
                     .map(|died| Duration::try_from(wall - died).unwrap_or(Duration::ZERO));
                 Plan::Act { op, reason, attempt: t.restarts, down_for }
@@ -534,6 +593,44 @@ mod tests {
         h.observe(obs(DockerState::Exited), t0);
         let plan = h.plan(&id, &policy, t0 + Duration::from_secs(60), died + Duration::from_secs(61), 0.0);
         assert!(matches!(plan, Plan::Act { down_for: None, .. }), "{plan:?}");
+    }
+
+    #[test]
+    fn loss_restarts_wait_while_most_of_the_host_loses_packets() {
+        let (policy, wall) = (RestartPolicy::default(), OffsetDateTime::UNIX_EPOCH);
+        let mut h = HostState::new("h".into(), 30, 2, None);
+        let t0 = Instant::now();
+        let ids: Vec<String> = (0..20).map(|i| format!("{i:064}")).collect();
+        let ip = |i: usize| IpAddr::from([172, 17, 1, u8::try_from(i).unwrap()]);
+        for (i, id) in ids.iter().enumerate() {
+            h.observe(ObservedContainer { id: id.clone(), ip: Some(ip(i)), ..obs(DockerState::Running) }, t0);
+        }
+        let windows = |h: &mut HostState, lossy: usize| {
+            for _ in 0..2 {
+                for (i, id) in ids.iter().enumerate() {
+                    assert!(h.on_window(id, ip(i), t0, if i < lossy { 60.0 } else { 0.0 }));
+                }
+            }
+        };
+        let t1 = t0 + h.loss_evidence;
+        windows(&mut h, 2);
+        // the loss has not lasted a probe period: wait for every container's window
+        let plan = h.plan(&ids[0], &policy, t0, wall, 0.0);
+        assert!(matches!(plan, Plan::RetryAfter(d) if d == h.loss_evidence), "{plan:?}");
+        windows(&mut h, 11);
+        let plan = h.plan(&ids[0], &policy, t1, wall, 0.0);
+        assert!(matches!(plan, Plan::HeldHostWide { lossy: 11, probed: 20 }), "{plan:?}");
+        // a death is still healed at once
+        h.observe(ObservedContainer { id: ids[19].clone(), ip: Some(ip(19)), ..obs(DockerState::Exited) }, t0);
+        assert!(matches!(h.plan(&ids[19], &policy, t0, wall, 0.0), Plan::Act { op: RestartOp::Start, .. }));
+        // once the loss is local again (10 of 20), the lossy containers are restarted
+        let back = ObservedContainer { id: ids[19].clone(), ip: Some(ip(19)), ..obs(DockerState::Running) };
+        h.restart_done(&ids[19], Some(back), t0);
+        windows(&mut h, 10);
+        let plan = h.plan(&ids[0], &policy, t1, wall, 0.0);
+        assert!(matches!(plan, Plan::HeldHostWide { lossy: 10, .. }), "a probe period after the episode: {plan:?}");
+        let plan = h.plan(&ids[0], &policy, t1 + h.loss_evidence, wall, 0.0);
+        assert!(matches!(plan, Plan::Act { op: RestartOp::Restart, reason: Reason::PacketLoss(_), .. }), "{plan:?}");
     }
 
     #[test]

@@ -42,6 +42,10 @@ struct Inner {
     refuse_streams: bool,
     ops: Vec<Op>,
     next_ip: u8,
+    /// How long a start or restart takes (none by default).
+    op_latency: Duration,
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// The in-memory engine. Cheap to clone; clones share state.
@@ -143,6 +147,30 @@ impl FakeRuntime {
         g.streams.len()
     }
 
+    /// Makes every start and restart take `latency` (virtual time in paused tests).
+    pub fn set_op_latency(&self, latency: Duration) {
+        self.lock().op_latency = latency;
+    }
+
+    /// The most starts and restarts that were in progress at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.lock().max_in_flight
+    }
+
+    /// Waits out the configured latency, counting the operation as in flight meanwhile.
+    async fn slow(&self) {
+        let latency = {
+            let mut g = self.lock();
+            g.in_flight += 1;
+            g.max_in_flight = g.max_in_flight.max(g.in_flight);
+            g.op_latency
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        self.lock().in_flight -= 1;
+    }
+
     fn apply(&self, op: Op, steps: &[Step]) -> Result<(), RuntimeError> {
         let mut g = self.lock();
         let id = op.id().to_owned();
@@ -212,6 +240,7 @@ impl ContainerRuntime for FakeRuntime {
     }
 
     async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        self.slow().await;
         self.apply(Op::Start(id.to_owned()), &[start_locked])
     }
 
@@ -224,6 +253,7 @@ impl ContainerRuntime for FakeRuntime {
     }
 
     async fn restart(&self, id: &str, _timeout: Duration) -> Result<(), RuntimeError> {
+        self.slow().await;
         self.apply(Op::Restart(id.to_owned()), &[stop_locked, start_locked])
     }
 
