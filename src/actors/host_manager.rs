@@ -375,8 +375,9 @@ impl HostManager {
     }
 
     /// Runs a (re)start in its own task; the outcome comes back as `RestartDone`.
-    /// `down_for` (since the engine's `die`) goes into the span as `down_ms`: with `took_ms` it
-    /// splits a shutdown's downtime into our reaction and the engine's start.
+    /// `down_for` (since the engine's `die`) goes into the span as `down_ms`: with `waited_ms`
+    /// (for a restart slot) and `took_ms` it splits a shutdown's downtime into our reaction and
+    /// the engine's start.
     #[allow(clippy::too_many_arguments)]
     fn restart(
         &self,
@@ -403,16 +404,18 @@ impl HostManager {
         tokio::spawn(
             async move {
                 // closed never: the semaphore lives as long as the manager's state
+                let queued = Instant::now();
                 let _slot = slots.acquire_owned().await;
                 let started = Instant::now();
+                let waited_ms = (started - queued).as_millis() as u64;
                 let res = match op {
                     RestartOp::Start => rt.start(&id).await,
                     RestartOp::Restart => rt.restart(&id, stop).await,
                 };
                 let took_ms = started.elapsed().as_millis() as u64;
                 match &res {
-                    Ok(()) => tracing::info!(took_ms, "container restarted"),
-                    Err(e) => tracing::warn!(took_ms, error = %e, "restart failed"),
+                    Ok(()) => tracing::info!(took_ms, waited_ms, "container restarted"),
+                    Err(e) => tracing::warn!(took_ms, waited_ms, error = %e, "restart failed"),
                 }
                 let obs = rt.inspect(&id).await.map_err(|e| e.to_string());
                 let _ = me.cast(HostMsg::RestartDone { id, error: res.err().map(|e| e.to_string()), obs });
