@@ -2,8 +2,8 @@
 //!
 //! Each process runs one `NodeServer` (sessions, cookie authentication, process-group exchange)
 //! in isolated mode: managers talk to the controller only, never to each other. Liveness,
-//! reconnection and resynchronisation are HMS's own (see [`crate::actors::host_link`] and
-//! [`crate::actors::controller_link`]).
+//! reconnection and resynchronisation are HMS's own (see [`crate::actors::host::link`] and
+//! [`crate::actors::controller::link`]).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,11 +14,11 @@ use ractor_cluster::node::NodeConnectionMode;
 use ractor_cluster::{NodeServer, NodeServerMessage};
 use tokio::sync::broadcast;
 
+use crate::actors::controller::link::ControllerLink;
 use crate::actors::controller::{Controller, ControllerMsg, FleetEvent};
-use crate::actors::controller_link::ControllerLink;
-use crate::actors::host_link::{Discovery, HostLink};
-use crate::actors::host_manager::{HostManager, HostMsg, ManagerArgs};
-use crate::actors::wire::MAX_FRAME;
+use crate::actors::host::link::{Discovery, HostLink};
+use crate::actors::host::manager::{HostManager, HostMsg, ManagerArgs};
+use crate::actors::protocol::wire::MAX_FRAME;
 use crate::config::{ControllerConfig, ManagerConfig};
 use crate::node::{LINK_TIMEOUT, NodeError};
 use crate::probe::Prober;

@@ -1,31 +1,33 @@
 //! HMS, a health monitor for Docker fleets.
 //!
 //! A tour of the crate:
-//! - [`actors`]: the controller, host managers and probe actors (the supervision tree is drawn in
-//!   its docs), and [`actors::protocol`], the only messages exchanged between host and controller.
-//! - [`health`] and [`policy`]: pure healing verdicts and the restart policy (back-off, quarantine).
+//! - [`actors`]: the supervision tree (drawn in its docs), split by the wire: [`actors::host`]
+//!   (host manager, probes, antagonist, the host's link), [`actors::controller`] (the fleet view
+//!   and the controller's link), and [`actors::protocol`], the only types that cross nodes.
+//! - [`policy`]: pure decisions shared by both sides: health verdicts, the restart policy,
+//!   the one [`policy::Backoff`], the aggregation window.
 //! - [`runtime`]: Docker behind the `ContainerRuntime` trait (bollard and an in-memory fake).
 //! - [`probe`]: ICMP echo windows behind the `Prober` trait (surge-ping and a fake).
 //! - [`antagonist`]: fault injection (seeded planner, shutdowns, packet loss with netem or
-//!   nftables, ground-truth log); its actor is [`actors::antagonist`].
+//!   nftables, ground-truth log); its actor is [`actors::host::antagonist`].
 //! - [`http`]: the REST API on warp.
 //! - [`node`]: assembling a standalone node; [`cluster`]: controller and manager nodes over
-//!   ractor_cluster; [`bench`]: the MTTR and probe-cost benchmarks.
+//!   ractor_cluster.
+//! - [`lab`]: what measures HMS (experiment, benches, simulated managers, the test image); the
+//!   product never imports it.
 //! - [`ctl`]: `hmsctl`, the command-line client of the REST API.
 //! - [`fleet`]: the immutable fleet snapshots REST readers borrow.
 //! - [`store`]: durable settings (redb); [`config`]: typed configuration.
 
 pub mod actors;
 pub mod antagonist;
-pub mod bench;
 pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod ctl;
-pub mod experiment;
 pub mod fleet;
-pub mod health;
 pub mod http;
+pub mod lab;
 pub mod model;
 pub mod node;
 pub mod policy;
@@ -33,4 +35,3 @@ pub mod probe;
 pub mod runtime;
 pub mod shutdown;
 pub mod store;
-pub mod testimage;

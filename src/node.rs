@@ -6,10 +6,10 @@ use std::sync::Arc;
 use ractor::{Actor, ActorRef};
 use tokio::sync::broadcast;
 
+use crate::actors::controller::link::ControllerLink;
 use crate::actors::controller::{Controller, ControllerMsg, FleetEvent};
-use crate::actors::controller_link::ControllerLink;
-use crate::actors::host_link::{Discovery, HostLink};
-use crate::actors::host_manager::{HostManager, HostMsg, ManagerArgs};
+use crate::actors::host::link::{Discovery, HostLink};
+use crate::actors::host::manager::{HostManager, HostMsg, ManagerArgs};
 use crate::config::{ControllerConfig, ManagerConfig};
 use crate::probe::Prober;
 use crate::runtime::ContainerRuntime;

@@ -80,7 +80,7 @@ async fn stopped_through_the_api_ten_times(gap: Duration) {
 
 #[tokio::test(start_paused = true)]
 async fn user_monitor_releases_a_quarantined_container() {
-    use hms::actors::host_manager::HostMsg;
+    use hms::actors::host::manager::HostMsg;
     use hms::actors::protocol::Command;
     let fleet = FakeFleet::start(test_manager_config("h", None)).await;
     let id = fleet.runtime.add("flappy", &[]);
@@ -144,7 +144,7 @@ async fn many_deaths_at_once_are_restarted_a_few_at_a_time() {
         ids.iter().all(|id| fleet.runtime.state(id) == Some(hms::model::DockerState::Running))
     })
     .await;
-    assert_eq!(fleet.runtime.max_in_flight(), hms::actors::host_manager::RESTARTS_IN_FLIGHT);
+    assert_eq!(fleet.runtime.max_in_flight(), hms::actors::host::manager::RESTARTS_IN_FLIGHT);
     assert!(ids.iter().all(|id| starts_of(&fleet.runtime.ops(), id) == 1), "{:?}", fleet.runtime.ops());
 }
 
@@ -295,7 +295,7 @@ async fn controller_view_follows_the_host_within_the_aggregation_window() {
 
 #[tokio::test(start_paused = true)]
 async fn threshold_and_ignore_list_survive_a_restart() {
-    use hms::actors::host_manager::HostMsg;
+    use hms::actors::host::manager::HostMsg;
     use hms::actors::protocol::Command;
     let dir = tempfile::tempdir().unwrap();
     let runtime = {

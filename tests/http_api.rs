@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{FakeFleet, eventually, test_manager_config};
 use hms::actors::controller::ControllerMsg;
-use hms::actors::host_link::ToHost;
+use hms::actors::protocol::ToHost;
 use hms::http::{Api, BODY_LIMIT, routes};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::Value;

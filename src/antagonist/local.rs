@@ -13,8 +13,8 @@ use ractor::{Actor, ActorRef};
 use super::exec::Target;
 use super::inject::Injector;
 use super::plan::ConfigPatch;
-use crate::actors::antagonist::{Antagonist, AntagonistMsg};
-use crate::actors::host_state::IGNORE_LABEL;
+use crate::actors::host::antagonist::{Antagonist, AntagonistMsg};
+use crate::actors::host::state::IGNORE_LABEL;
 use crate::actors::protocol::{AntagonistStatus, Command, CommandError};
 use crate::runtime::{ContainerRuntime, Selector};
 

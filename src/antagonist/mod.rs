@@ -7,7 +7,7 @@
 //! - [`truth`]: the ground-truth log of every attack (JSON lines).
 //! - [`local`]: `hms antagonist`, a run on the local engine without a controller.
 //!
-//! The actor shell is [`crate::actors::antagonist`].
+//! The actor shell is [`crate::actors::host::antagonist`].
 
 pub mod exec;
 pub mod inject;

@@ -6,10 +6,10 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use hms::antagonist::inject::{self, SystemInjector};
-use hms::bench::BenchCmd;
 use hms::cli::{AntagonistOpts, ControllerOpts, ManagerNodeOpts, StandaloneOpts, init_logging};
 use hms::cluster::{ControllerNode, ManagerNode, ManagerParts};
 use hms::http::{self, Api};
+use hms::lab::bench::BenchCmd;
 use hms::node::{Node, NodeParts};
 use hms::probe::Prober;
 use hms::probe::fake::FakeProber;
@@ -42,7 +42,7 @@ enum Cmd {
     Bench(BenchCmd),
     /// The availability and bandwidth experiment: a controller, N manager processes, the
     /// antagonist, and independent sampling (see docs/experiments.md).
-    Experiment(Box<hms::experiment::ExperimentOpts>),
+    Experiment(Box<hms::lab::experiment::ExperimentOpts>),
 }
 
 #[tokio::main]
@@ -54,12 +54,12 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Manager(opts) => manager(*opts).await,
         Cmd::Bench(cmd) => {
             init_logging(hms::cli::LogFormat::Text);
-            hms::bench::run(cmd).await
+            hms::lab::bench::run(cmd).await
         }
         Cmd::Antagonist(opts) => antagonist(*opts).await,
         Cmd::Experiment(opts) => {
             init_logging(hms::cli::LogFormat::Text);
-            hms::experiment::run(*opts).await
+            hms::lab::experiment::run(*opts).await
         }
     };
     inject::undo_all_blocking();
@@ -154,7 +154,9 @@ async fn manager(opts: ManagerNodeOpts) -> anyhow::Result<()> {
         config.antagonist.injector = Some(Arc::new(inject::FakeInjector::default()));
     }
     let (runtime, prober): (Arc<dyn ContainerRuntime>, Arc<dyn Prober>) = match opts.simulate {
-        Some(n) => (Arc::new(hms::bench::simulated_engine(n, config.select.as_ref())), Arc::new(FakeProber::new())),
+        Some(n) => {
+            (Arc::new(hms::lab::bench::simulated_engine(n, config.select.as_ref())), Arc::new(FakeProber::new()))
+        }
         None => (
             Arc::new(DockerRuntime::connect(config.stop_timeout).await.context("cannot start: docker engine")?),
             Arc::new(IcmpProber::new().context("cannot start: icmp probing")?),

@@ -11,9 +11,9 @@ use warp::reply::{Reply, Response, json};
 use super::error::ErrorBody;
 use super::{Api, ApiError};
 use crate::actors::controller::{ControllerMsg, HostUnavailable};
-use crate::actors::host_link::ToHost;
+use crate::actors::protocol::ToHost;
+use crate::actors::protocol::wire::Wire;
 use crate::actors::protocol::{Command, CommandOk};
-use crate::actors::wire::Wire;
 use crate::model::{ContainerRecord, HostRecord, LookupError};
 
 /// `{"threshold": 0..100}`

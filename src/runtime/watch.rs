@@ -8,6 +8,7 @@ use futures::StreamExt;
 use tokio::task::JoinHandle;
 
 use super::{ContainerRuntime, RuntimeEvent};
+use crate::policy::Backoff;
 
 /// What the watcher hands to its owner.
 #[derive(Debug)]
@@ -18,8 +19,11 @@ pub enum Watched {
 }
 
 /// Back-off between reconnections: 100 ms doubling to 5 s.
+pub const RECONNECT_BACKOFF: Backoff = Backoff::constant(Duration::from_millis(100), Duration::from_secs(5), 0.0);
+
+/// The delay before reconnection attempt `failures + 1`.
 pub fn reconnect_delay(failures: u32) -> Duration {
-    crate::policy::doubling(Duration::from_millis(100), Duration::from_secs(5), failures)
+    RECONNECT_BACKOFF.delay(failures, 0.0)
 }
 
 /// Spawns the watcher. It stops when `deliver` returns false (the owner is gone) or when aborted.

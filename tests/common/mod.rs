@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use hms::actors::host_manager::HostMsg;
+use hms::actors::host::manager::HostMsg;
 use hms::config::{ControllerConfig, ManagerConfig};
 use hms::model::ContainerRecord;
 use hms::node::{Node, NodeParts};
@@ -185,7 +185,7 @@ impl DockerFixture {
         require_docker();
         let label = unique("t");
         let image = format!("hms-test:{label}");
-        hms::testimage::build(&image).expect("test image builds");
+        hms::lab::testimage::build(&image).expect("test image builds");
         Self { image, label, containers: Vec::new() }
     }
 
@@ -233,7 +233,7 @@ impl Drop for DockerFixture {
         for c in &self.containers {
             let _ = Command::new("docker").args(["rm", "-f", c]).output();
         }
-        hms::testimage::remove(&self.image);
+        hms::lab::testimage::remove(&self.image);
     }
 }
 

@@ -18,7 +18,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 
-use super::protocol::{AntagonistStatus, AttackCounts, Command, CommandError, CommandOk, CommandReply};
+use crate::actors::protocol::{AntagonistStatus, AttackCounts, Command, CommandError, CommandOk, CommandReply};
 use crate::antagonist::exec::{Active, Executor, Target, undo};
 use crate::antagonist::inject::Injector;
 use crate::antagonist::plan::{AntagonistConfig, ConfigPatch};

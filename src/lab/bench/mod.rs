@@ -14,7 +14,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::actors::host_manager::HostMsg;
+use crate::actors::host::manager::HostMsg;
 use crate::config::{ControllerConfig, ManagerConfig};
 use crate::node::{Node, NodeParts};
 use crate::probe::icmp::{IcmpProber, window_totals};
@@ -58,7 +58,7 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     }
     let rt = DockerRuntime::connect(Duration::from_secs(10)).await.context("docker engine")?;
     let tag = format!("hms-bench:{}", std::process::id());
-    crate::testimage::build(&tag).map_err(anyhow::Error::msg)?;
+    crate::lab::testimage::build(&tag).map_err(anyhow::Error::msg)?;
     let mut bench = Bench { rt, tag, ids: Vec::new(), label: format!("bench-{}", std::process::id()) };
     let result = match cmd {
         BenchCmd::Mttr { kills, baseline } => bench.mttr(kills, baseline).await,
@@ -114,7 +114,7 @@ impl Bench {
             let _ = rt.remove_container(&id).await;
         });
         removals.buffer_unordered(PARALLEL).collect::<Vec<()>>().await;
-        crate::testimage::remove(&self.tag);
+        crate::lab::testimage::remove(&self.tag);
     }
 
     fn starts(&self) -> Starts {

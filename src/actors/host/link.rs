@@ -10,42 +10,20 @@
 //!
 //! Pulls and commands run in spawned tasks: a slow manager never blocks the link.
 //!
-//! [`HostManager`]: super::host_manager::HostManager
+//! [`HostManager`]: super::manager::HostManager
 
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent, pg};
-use ractor_cluster::{NodeServerMessage, RactorClusterMessage};
+use ractor_cluster::NodeServerMessage;
 
-use super::controller_link::ToController;
-use super::host_manager::HostMsg;
-use super::protocol::{Command, CommandError, CommandReply, Content, PullRequest, Register};
-use super::wire::Wire;
-use crate::policy::doubling;
-
-/// Process group of the controller's link.
-pub const CONTROLLER_GROUP: &str = "hms.controller";
-
-/// Process group of one host's link.
-pub fn host_group(host: &str) -> String {
-    format!("hms.host.{host}")
-}
-
-/// The link of `host` as this node sees it (local or remote), the most recent when several.
-pub fn find(host: &str) -> Option<ActorRef<ToHost>> {
-    pg::get_members(&host_group(host)).pop().map(Into::into)
-}
-
-/// What the controller asks a host. The only messages a host receives from another node.
-#[derive(RactorClusterMessage)]
-pub enum ToHost {
-    /// The host's content since a version (a full snapshot without one).
-    #[rpc]
-    Pull(Wire<PullRequest>, RpcReplyPort<Wire<Content>>),
-    /// A command (threshold, ignore, monitor, …), answered with OK or the host's error.
-    #[rpc]
-    Command(Wire<Command>, RpcReplyPort<Wire<CommandReply>>),
-}
+use super::manager::HostMsg;
+use crate::actors::protocol::wire::Wire;
+use crate::actors::protocol::{
+    CONTROLLER_GROUP, Command, CommandError, CommandReply, Content, PullRequest, Register, ToController, ToHost,
+    find_controller, host_group,
+};
+use crate::policy::backoff::dial_delay;
 
 /// How the link finds its controller.
 pub enum Discovery {
@@ -159,7 +137,7 @@ impl HostLink {
 
     /// Attaches the controller link currently in the process group, or detaches a departed one.
     fn rediscover(&self, myself: &ActorRef<ToHost>, state: &mut LinkState) {
-        let current = pg::get_members(&CONTROLLER_GROUP.to_owned()).pop().map(ActorRef::<ToController>::from);
+        let current = find_controller();
         let same = match (&current, &state.controller) {
             (Some(a), Some(b)) => a.get_id() == b.get_id(),
             (None, None) => true,
@@ -221,31 +199,5 @@ async fn dial_until_attached(node: ActorRef<NodeServerMessage>, addr: String, ho
                 tracing::warn!(host = %host, controller = %addr, error = ?e, attempt = failures + 1, "cannot reach the controller")
             }
         }
-    }
-}
-
-/// Delay before dial attempt `failures + 1`: none at first, then 100 ms doubling to 2 s, minus up
-/// to 20 % jitter (`unit` in [0, 1)).
-///
-/// | failures | 0 | 1      | 2      | 3      | 4      | 5      | 6+  |
-/// |----------|---|--------|--------|--------|--------|--------|-----|
-/// | delay    | 0 | 100 ms | 200 ms | 400 ms | 800 ms | 1.6 s  | 2 s |
-pub fn dial_delay(failures: u32, unit: f64) -> Duration {
-    if failures == 0 {
-        return Duration::ZERO;
-    }
-    let full = doubling(Duration::from_millis(100), Duration::from_secs(2), failures - 1);
-    full.mul_f64(1.0 - 0.2 * unit.clamp(0.0, 1.0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dial_delay_follows_the_table() {
-        let ms = |f| dial_delay(f, 0.0).as_millis();
-        assert_eq!([ms(0), ms(1), ms(2), ms(3), ms(4), ms(5), ms(30)], [0, 100, 200, 400, 800, 1600, 2000]);
-        assert_eq!(dial_delay(3, 1.0), Duration::from_millis(320));
     }
 }

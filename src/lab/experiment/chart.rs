@@ -17,7 +17,7 @@ pub const SEED_AVAILABILITY: [(f64, [f64; 4]); 3] =
 /// The seed's published bandwidth range, in kbit/s.
 pub const SEED_BANDWIDTH_KBPS: (f64, f64) = (6.2, 10.5);
 
-static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 
 fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();

@@ -6,34 +6,21 @@
 //! process group `hms.controller` and watches every group: when a host's link leaves (its session
 //! dropped, its process died) the host goes offline at once.
 //!
-//! [`Controller`]: super::controller::Controller
+//! [`Controller`]: super::actor::Controller
 
 use std::time::Duration;
 
 use ractor::pg::GroupChangeMessage;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent, pg};
-use ractor_cluster::RactorClusterMessage;
 
-use super::controller::ControllerMsg;
-use super::host_link::{self, CONTROLLER_GROUP};
-use super::protocol::{Heartbeat, Register, UpdateNotice};
-use super::wire::Wire;
+use super::actor::ControllerMsg;
+use crate::actors::protocol::wire::Wire;
+use crate::actors::protocol::{CONTROLLER_GROUP, HOST_GROUP_PREFIX, Register, ToController, find_host};
 
 /// Registration retries while the host's link is not yet visible (process groups are exchanged
 /// right after authentication, so it is there within milliseconds).
 const REGISTER_ATTEMPTS: u8 = 20;
 const REGISTER_RETRY: Duration = Duration::from_millis(100);
-
-/// What hosts tell the controller.
-#[derive(RactorClusterMessage)]
-pub enum ToController {
-    /// A host's link is up (after it found this controller, or after a reconnect).
-    Register(Wire<Register>),
-    /// Once per heartbeat period.
-    Heartbeat(Wire<Heartbeat>),
-    /// The host's content changed.
-    Notice(Wire<UpdateNotice>),
-}
 
 /// The read-only half.
 pub struct ControllerLink {
@@ -76,7 +63,7 @@ impl Actor for ControllerLink {
         _: &mut (),
     ) -> Result<(), ActorProcessingErr> {
         if let SupervisionEvent::ProcessGroupChanged(GroupChangeMessage::Leave(_, group, cells)) = evt
-            && let Some(host) = group.strip_prefix("hms.host.")
+            && let Some(host) = group.strip_prefix(HOST_GROUP_PREFIX)
         {
             for cell in cells {
                 let _ = self.controller.cast(ControllerMsg::LinkDown { host: host.to_owned(), link: cell.get_id() });
@@ -96,7 +83,7 @@ impl ControllerLink {
     /// Finds the host's link and registers it; retries briefly while it is not yet visible.
     fn register(&self, myself: &ActorRef<ToController>, frame: Wire<Register>) {
         let Ok(reg) = frame.open() else { return };
-        if let Some(link) = host_link::find(&reg.host) {
+        if let Some(link) = find_host(&reg.host) {
             let _ = self.controller.cast(ControllerMsg::Register { host: reg.host, manager: link });
         } else if reg.attempt < REGISTER_ATTEMPTS {
             let retry = Register { host: reg.host, attempt: reg.attempt + 1 };

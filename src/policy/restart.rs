@@ -21,6 +21,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::backoff::{Backoff, BackoffError};
+
 /// An invalid restart-policy parameter.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PolicyError {
@@ -37,9 +39,7 @@ pub enum PolicyError {
 /// Parameters of the restart policy, validated by [`RestartPolicy::try_new`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct RestartPolicy {
-    base: Duration,
-    max: Duration,
-    jitter: f64,
+    backoff: Backoff,
     max_restarts: u32,
     window: Duration,
     stable: Duration,
@@ -49,9 +49,7 @@ pub struct RestartPolicy {
 impl Default for RestartPolicy {
     fn default() -> Self {
         Self {
-            base: Duration::from_millis(500),
-            max: Duration::from_secs(30),
-            jitter: 0.2,
+            backoff: Backoff::constant(Duration::from_millis(500), Duration::from_secs(30), 0.2),
             max_restarts: 5,
             window: Duration::from_secs(60),
             stable: Duration::from_secs(30),
@@ -78,32 +76,23 @@ impl RestartPolicy {
         if p.base.is_zero() || p.base > p.max {
             return Err(PolicyError::Backoff { base: p.base, max: p.max });
         }
-        if !(0.0..=1.0).contains(&p.jitter) {
-            return Err(PolicyError::Jitter(p.jitter));
-        }
+        let backoff = Backoff::try_new(p.base, p.max, p.jitter).map_err(|e| match e {
+            BackoffError::MinAboveMax { .. } => PolicyError::Backoff { base: p.base, max: p.max },
+            BackoffError::Jitter(j) => PolicyError::Jitter(j),
+        })?;
         if p.max_restarts == 0 {
             return Err(PolicyError::MaxRestarts);
         }
         if p.window.is_zero() {
             return Err(PolicyError::Window);
         }
-        Ok(Self {
-            base: p.base,
-            max: p.max,
-            jitter: p.jitter,
-            max_restarts: p.max_restarts,
-            window: p.window,
-            stable: p.stable,
-            quarantine: p.quarantine,
-        })
+        Ok(Self { backoff, max_restarts: p.max_restarts, window: p.window, stable: p.stable, quarantine: p.quarantine })
     }
 
     /// No back-off and no quarantine: every restart at once (the seed's behaviour).
     pub fn unlimited() -> Self {
         Self {
-            base: Duration::ZERO,
-            max: Duration::ZERO,
-            jitter: 0.0,
+            backoff: Backoff::constant(Duration::ZERO, Duration::ZERO, 0.0),
             max_restarts: u32::MAX,
             window: Duration::from_secs(1),
             stable: Duration::from_secs(1),
@@ -118,19 +107,11 @@ impl RestartPolicy {
     /// The delay owed after the previous restart, given how many restarts happened recently.
     /// `unit` is a random sample in `[0, 1)`.
     pub fn backoff(&self, recent: u32, unit: f64) -> Duration {
-        if recent == 0 {
-            return Duration::ZERO;
+        match recent {
+            0 => Duration::ZERO,
+            n => self.backoff.delay(n - 1, unit),
         }
-        let exp = 2u32.saturating_pow(recent - 1);
-        let raw = self.base.saturating_mul(exp).min(self.max);
-        let cut = raw.mul_f64(self.jitter * unit.clamp(0.0, 1.0));
-        raw.saturating_sub(cut).max(self.base.min(raw))
     }
-}
-
-/// `base × 2^n`, capped at `max`: the back-off of reconnections and probe re-spawns.
-pub fn doubling(base: Duration, max: Duration, n: u32) -> Duration {
-    base.saturating_mul(2u32.saturating_pow(n.min(20))).min(max)
 }
 
 /// What the policy allows for a container that needs a (re)start.
@@ -242,7 +223,7 @@ mod tests {
     }
 
     fn no_jitter() -> RestartPolicy {
-        RestartPolicy { jitter: 0.0, ..RestartPolicy::default() }
+        RestartPolicy { backoff: Backoff::constant(ms(500), ms(30_000), 0.0), ..RestartPolicy::default() }
     }
 
     #[test]
@@ -355,9 +336,9 @@ mod tests {
     proptest! {
         #[test]
         fn backoff_stays_within_bounds(n in 1u32..64, unit in 0.0f64..1.0, jitter in 0.0f64..=1.0) {
-            let p = RestartPolicy { jitter, ..RestartPolicy::default() };
+            let p = RestartPolicy { backoff: Backoff::try_new(ms(500), ms(30_000), jitter).unwrap(), ..RestartPolicy::default() };
             let d = p.backoff(n, unit);
-            prop_assert!(d >= p.base && d <= p.max);
+            prop_assert!(d >= p.backoff.min() && d <= p.backoff.max());
         }
 
         #[test]

@@ -15,14 +15,14 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::aggregation::Aggregator;
-use super::host_link::ToHost;
 use super::known_hosts::KnownHosts;
-use super::protocol::{Content, Heartbeat, PullRequest, UpdateNotice, wire_size};
-use super::wire::Wire;
+use crate::actors::protocol::ToHost;
+use crate::actors::protocol::wire::Wire;
+use crate::actors::protocol::{Content, Heartbeat, PullRequest, UpdateNotice, wire_size};
 use crate::config::ControllerConfig;
 use crate::fleet::{FleetSnapshot, HostSnapshot};
 use crate::model::{ContainerRecord, HostRecord, HostStatus, rfc3339};
+use crate::policy::aggregation::Aggregator;
 use crate::store::Store;
 
 const KEY_AGGREGATION_MS: &str = "aggregation_ms";

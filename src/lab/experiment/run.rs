@@ -342,7 +342,7 @@ async fn bandwidth_series(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     while Instant::now() < until {
         tick.tick().await;
-        let bytes = crate::bench::cluster_bytes(&port.to_string())?;
+        let bytes = crate::lab::bench::cluster_bytes(&port.to_string())?;
         out.push((bytes, stats(controller).await?.messages));
     }
     Ok(out)

@@ -123,7 +123,7 @@ pub async fn run(opts: ExperimentOpts) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.out).with_context(|| format!("create {}", opts.out.display()))?;
     let prober: Arc<dyn crate::probe::Prober> = Arc::new(IcmpProber::new().context("icmp probing")?);
     let image = format!("hms-experiment:{}", std::process::id());
-    crate::testimage::build(&image).map_err(anyhow::Error::msg)?;
+    crate::lab::testimage::build(&image).map_err(anyhow::Error::msg)?;
     let summary = opts.out.join("summary.json");
     let previous = read_summary(&summary)?;
     let mut results: Vec<RunResult> = Vec::new();
@@ -144,7 +144,7 @@ pub async fn run(opts: ExperimentOpts) -> anyhow::Result<()> {
             }
         }
     }
-    crate::testimage::remove(&image);
+    crate::lab::testimage::remove(&image);
     let results = merge(previous, results);
     std::fs::write(&summary, serde_json::to_vec_pretty(&results)?)?;
     if !results.is_empty() {

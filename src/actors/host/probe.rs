@@ -11,8 +11,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::host_manager::HostMsg;
-use crate::probe::{Prober, WindowSpec};
+use crate::probe::{Prober, WindowSpec, WindowStats};
 
 /// Messages of a probe actor.
 #[derive(Debug)]
@@ -37,12 +36,25 @@ pub struct ProbeActor {
     pub period: Duration,
 }
 
+/// One finished window, as reported to the probe's owner.
+#[derive(Debug, Clone)]
+pub struct WindowReport {
+    /// Full id of the probed container.
+    pub id: String,
+    pub ip: IpAddr,
+    pub started: Instant,
+    pub stats: WindowStats,
+}
+
+/// Where a probe reports its windows (its manager); false when the owner is gone.
+pub type ReportTo = Arc<dyn Fn(WindowReport) -> bool + Send + Sync>;
+
 /// Start-up arguments.
 pub struct ProbeArgs {
     /// Full id of the probed container.
     pub container: String,
     pub target: Option<IpAddr>,
-    pub manager: ActorRef<HostMsg>,
+    pub report: ReportTo,
     /// When the first window starts: a [`phase_start`], so the probes of a process share
     /// [`PHASES`] instants per period.
     pub first_at: Instant,
@@ -52,7 +64,7 @@ pub struct ProbeArgs {
 pub struct ProbeState {
     container: String,
     target: Option<IpAddr>,
-    manager: ActorRef<HostMsg>,
+    report: ReportTo,
     /// When the next scheduled window starts.
     next: Instant,
 }
@@ -106,7 +118,7 @@ impl Actor for ProbeActor {
 
     async fn pre_start(&self, myself: ActorRef<ProbeMsg>, args: ProbeArgs) -> Result<ProbeState, ActorProcessingErr> {
         tick_at(&myself, args.first_at);
-        Ok(ProbeState { container: args.container, target: args.target, manager: args.manager, next: args.first_at })
+        Ok(ProbeState { container: args.container, target: args.target, report: args.report, next: args.first_at })
     }
 
     async fn handle(
@@ -137,14 +149,14 @@ impl ProbeActor {
         let span =
             tracing::debug_span!("probe_window", container.id = %crate::model::short_id(&state.container), ip = %ip);
         let result = self.prober.window(ip, self.spec).instrument(span).await;
-        let msg = match result {
-            Ok(stats) => HostMsg::Window { id: state.container.clone(), ip, started, stats },
+        let report = match result {
+            Ok(stats) => WindowReport { id: state.container.clone(), ip, started, stats },
             Err(e) => {
                 tracing::warn!(container.id = %crate::model::short_id(&state.container), error = %e, "probe window failed");
                 return;
             }
         };
-        let _ = state.manager.cast(msg);
+        (state.report)(report);
     }
 }
 

@@ -17,16 +17,18 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::antagonist::{Antagonist, AntagonistMsg};
-use super::controller_link::ToController;
-use super::host_state::{EventEffect, HostState, Plan, RestartOp};
-use super::probe::{PHASES, ProbeActor, ProbeArgs, ProbeMsg, epoch, phase_start};
-use super::protocol::{Command, CommandError, CommandOk, CommandReply, Content, Heartbeat, PullRequest, UpdateNotice};
-use super::wire::Wire;
+use super::probe::{PHASES, ProbeActor, ProbeArgs, ProbeMsg, WindowReport, epoch, phase_start};
+use super::state::{EventEffect, HostState, Plan, RestartOp};
+use crate::actors::protocol::ToController;
+use crate::actors::protocol::wire::Wire;
+use crate::actors::protocol::{
+    Command, CommandError, CommandOk, CommandReply, Content, Heartbeat, PullRequest, UpdateNotice,
+};
 use crate::antagonist::exec::Target;
 use crate::antagonist::inject::SystemInjector;
 use crate::config::{HealMode, ManagerConfig};
 use crate::model::{ContainerRecord, ObservedContainer, short_id};
-use crate::policy::doubling;
+use crate::policy::Backoff;
 use crate::probe::{Prober, WindowStats};
 use crate::runtime::watch::{self, Watched};
 use crate::runtime::{ContainerRuntime, RuntimeEvent};
@@ -48,7 +50,7 @@ pub enum HostMsg {
     /// An inspection finished (`None`: the container is gone).
     Inspected { id: String, obs: Result<Option<ObservedContainer>, String> },
     /// A probe window ended.
-    Window { id: String, ip: std::net::IpAddr, started: Instant, stats: WindowStats },
+    Window(WindowReport),
     /// Decide again for one container (scheduled retries and quarantine expiry).
     Reconcile(String),
     /// A restart ended; `obs` is the container inspected afterwards.
@@ -115,6 +117,8 @@ pub struct ManagerState {
 /// Restarts a manager runs at once; more wait their turn (each still one per container). A
 /// thousand at once took a Docker daemon down on a 2-core machine.
 pub const RESTARTS_IN_FLIGHT: usize = 8;
+/// Back-off of re-spawning a probe actor that died: 100 ms doubling to 10 s.
+const PROBE_RESPAWN: Backoff = Backoff::constant(Duration::from_millis(100), Duration::from_secs(10), 0.0);
 /// How often a held host-wide loss is logged while it lasts.
 const HOST_WIDE_WARN_EVERY: Duration = Duration::from_secs(10);
 
@@ -178,7 +182,7 @@ impl Actor for HostManager {
             HostMsg::Watched(Watched::Event(ev)) => self.on_event(&myself, state, &ev),
             HostMsg::Listed(res) => self.on_listed(&myself, state, res),
             HostMsg::Inspected { id, obs } => self.on_inspected(&myself, state, &id, obs),
-            HostMsg::Window { id, ip, started, stats } => self.on_window(&myself, state, &id, ip, started, stats),
+            HostMsg::Window(w) => self.on_window(&myself, state, &w.id, w.ip, w.started, w.stats),
             HostMsg::Reconcile(id) => self.reconcile(&myself, state, &id),
             HostMsg::RestartDone { id, error, obs } => self.on_restart_done(&myself, state, &id, error, obs),
             HostMsg::RespawnProbe(id) => {
@@ -531,7 +535,9 @@ impl HostManager {
             ProbeActor { prober: self.prober.clone(), spec: self.config.window, period: self.config.probe_period };
         let phase = rand::random::<u32>() % PHASES;
         let first_at = phase_start(epoch(), Instant::now(), self.config.probe_period, phase);
-        let args = ProbeArgs { container: id.to_owned(), target: ip, manager: myself.clone(), first_at };
+        let me = myself.clone();
+        let report = Arc::new(move |w| me.cast(HostMsg::Window(w)).is_ok());
+        let args = ProbeArgs { container: id.to_owned(), target: ip, report, first_at };
         match Actor::spawn_linked(None, actor, args, myself.get_cell()).await {
             Ok((actor, _)) => {
                 state.probes.insert(id.to_owned(), ProbeSlot { actor, ip });
@@ -556,7 +562,7 @@ impl HostManager {
 
     fn respawn_later(&self, myself: &ActorRef<HostMsg>, state: &mut ManagerState, id: &str) {
         let failures = state.probe_failures.entry(id.to_owned()).or_default();
-        let delay = doubling(Duration::from_millis(100), Duration::from_secs(10), *failures);
+        let delay = PROBE_RESPAWN.delay(*failures, 0.0);
         *failures = failures.saturating_add(1);
         state.respawn_pending.insert(id.to_owned());
         let owned = id.to_owned();

@@ -11,6 +11,13 @@ use crate::antagonist::plan::{AntagonistConfig, ConfigPatch};
 use crate::antagonist::truth::AttackRecord;
 use crate::model::{ContainerRecord, ContainerState};
 
+pub mod endpoints;
+pub mod wire;
+
+pub use endpoints::{
+    CONTROLLER_GROUP, HOST_GROUP_PREFIX, ToController, ToHost, find_controller, find_host, host_group,
+};
+
 /// A host's link is up: the controller looks its link up and pulls everything.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Register {

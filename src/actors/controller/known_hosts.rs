@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::host_link::dial_delay;
+use crate::policy::backoff::dial_delay;
 
 /// One known host, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,9 +10,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use super::protocol::{CommandError, ContainerPatch, Content};
-use crate::health::{self, Need, Reason};
+use crate::actors::protocol::{CommandError, ContainerPatch, Content};
 use crate::model::{self, ContainerRecord, ContainerState, DockerState, LookupError, ObservedContainer};
+use crate::policy::health::{self, Need, Reason};
 use crate::policy::{Decision, RestartPolicy, RestartTracker};
 use crate::runtime::{EventKind, RuntimeEvent, Selector};
 

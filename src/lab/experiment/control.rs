@@ -7,9 +7,9 @@ use ractor::ActorRef;
 
 use super::run::RunSpec;
 use crate::actors::controller::ControllerMsg;
-use crate::actors::host_link::ToHost;
+use crate::actors::protocol::ToHost;
+use crate::actors::protocol::wire::Wire;
 use crate::actors::protocol::{Command, CommandOk};
-use crate::actors::wire::Wire;
 use crate::antagonist::plan::{ConfigPatch, LossScope};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
