@@ -133,10 +133,7 @@ impl Default for ControllerConfig {
 
 /// Parses a threshold given as text: an integer 0–100.
 pub fn parse_threshold(s: &str) -> Result<u8, String> {
-    match s.trim().parse::<u8>() {
-        Ok(n) if n <= 100 => Ok(n),
-        _ => Err(format!("threshold must be an integer from 0 to 100, got {s:?}")),
-    }
+    s.parse::<crate::model::Threshold>().map(u8::from).map_err(|e| e.to_string())
 }
 
 /// Parses a positive duration in (fractional) seconds.

@@ -8,6 +8,64 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+/// A packet-loss threshold in percent, 0–100: validated once, where it enters (a flag, a body,
+/// a label, a wire frame); everything past that edge holds a valid one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub struct Threshold(u8);
+
+/// A threshold outside 0–100, or not an integer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("threshold must be an integer from 0 to 100, got {0}")]
+pub struct ThresholdError(pub String);
+
+impl Threshold {
+    /// The seed's default, 30 %.
+    pub const DEFAULT: Self = Self(30);
+
+    pub fn new(percent: u8) -> Result<Self, ThresholdError> {
+        if percent <= 100 { Ok(Self(percent)) } else { Err(ThresholdError(percent.to_string())) }
+    }
+
+    /// The percentage, 0–100.
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl Default for Threshold {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl TryFrom<u8> for Threshold {
+    type Error = ThresholdError;
+    fn try_from(percent: u8) -> Result<Self, ThresholdError> {
+        Self::new(percent)
+    }
+}
+
+impl From<Threshold> for u8 {
+    fn from(t: Threshold) -> u8 {
+        t.0
+    }
+}
+
+impl std::str::FromStr for Threshold {
+    type Err = ThresholdError;
+    fn from_str(s: &str) -> Result<Self, ThresholdError> {
+        let n = s.trim().parse::<u8>().map_err(|_| ThresholdError(format!("{s:?}")))?;
+        Self::new(n).map_err(|_| ThresholdError(format!("{s:?}")))
+    }
+}
+
+impl std::fmt::Display for Threshold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// The Docker-level state of a container, reduced to what healing needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -158,6 +216,18 @@ pub fn resolve<'a>(items: impl IntoIterator<Item = (&'a str, &'a str)>, query: &
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threshold_is_validated_at_every_entry() {
+        assert_eq!("40".parse::<Threshold>().map(Threshold::get), Ok(40));
+        assert!("101".parse::<Threshold>().is_err());
+        assert!(" x".parse::<Threshold>().is_err());
+        assert!(Threshold::new(101).is_err());
+        assert!(serde_json::from_str::<Threshold>("101").is_err());
+        assert_eq!(serde_json::to_string(&Threshold::new(7).unwrap()).unwrap(), "7");
+        let wire = crate::actors::protocol::wire::encode(&Threshold::new(100).unwrap()).unwrap();
+        assert_eq!(crate::actors::protocol::wire::decode::<Threshold>(&wire).unwrap().get(), 100);
+    }
 
     const ITEMS: [(&str, &str); 3] = [("abc111", "web"), ("abc222", "db"), ("def333", "abc")];
 

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{FakeFleet, eventually, test_manager_config};
-use hms::model::{ContainerState, Health};
+use hms::model::{ContainerState, Health, Threshold};
 use hms::runtime::fake::Op;
 
 fn starts_of(ops: &[Op], id: &str) -> usize {
@@ -302,7 +302,7 @@ async fn threshold_and_ignore_list_survive_a_restart() {
         let fleet = FakeFleet::start_with(test_manager_config("h", None), Default::default(), Some(dir.path())).await;
         fleet.runtime.add("web", &[]);
         eventually(Duration::from_secs(5), "tracked", || async { fleet.record("web").await.is_some() }).await;
-        for cmd in [Command::SetThreshold(55), Command::Ignore("web".into())] {
+        for cmd in [Command::SetThreshold(Threshold::new(55).unwrap()), Command::Ignore("web".into())] {
             let res = fleet.node.manager.call(|r| HostMsg::Command(cmd, r), None).await;
             assert!(matches!(res, Ok(ractor::rpc::CallResult::Success(Ok(_)))), "{res:?}");
         }

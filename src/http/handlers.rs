@@ -14,7 +14,7 @@ use crate::actors::controller::{ControllerMsg, HostUnavailable};
 use crate::actors::protocol::ToHost;
 use crate::actors::protocol::wire::Wire;
 use crate::actors::protocol::{Command, CommandOk};
-use crate::model::{ContainerRecord, HostRecord, LookupError};
+use crate::model::{ContainerRecord, HostRecord, LookupError, Threshold, ThresholdError};
 
 /// `{"threshold": 0..100}`
 #[derive(Debug, Deserialize, ToSchema)]
@@ -26,10 +26,11 @@ pub struct ThresholdBody {
 }
 
 impl ThresholdBody {
-    fn value(&self) -> Result<u8, ApiError> {
-        u8::try_from(self.threshold).ok().filter(|t| *t <= 100).ok_or_else(|| {
-            ApiError::BadRequest(format!("threshold must be an integer from 0 to 100, got {}", self.threshold))
-        })
+    fn value(&self) -> Result<Threshold, ApiError> {
+        let invalid = || ThresholdError(self.threshold.to_string());
+        let t =
+            u8::try_from(self.threshold).map_err(|_| invalid()).and_then(|t| Threshold::new(t).map_err(|_| invalid()));
+        t.map_err(|e| ApiError::BadRequest(e.to_string()))
     }
 }
 
@@ -186,7 +187,7 @@ pub async fn set_threshold_everywhere(body: ThresholdBody, api: Api) -> Result<R
         }
     });
     let hosts = futures::future::join_all(calls).await;
-    Ok(json(&FleetThreshold { threshold, hosts }).into_response())
+    Ok(json(&FleetThreshold { threshold: threshold.get(), hosts }).into_response())
 }
 
 /// Adds a Docker host: the controller keeps it in its known hosts and dials its endpoint.
@@ -211,7 +212,7 @@ pub async fn add_host(host: String, body: AddHostBody, api: Api) -> Result<Respo
 pub async fn set_host_threshold(host: String, body: ThresholdBody, api: Api) -> Result<Response, Rejection> {
     let threshold = body.value().map_err(reject)?;
     api.route(&host, Command::SetThreshold(threshold)).await.map_err(reject)?;
-    Ok(json(&HostThreshold { host, threshold }).into_response())
+    Ok(json(&HostThreshold { host, threshold: threshold.get() }).into_response())
 }
 
 /// Removes a host from supervision and from the known hosts.

@@ -606,11 +606,8 @@ impl HostManager {
     fn apply_command(&self, state: &mut ManagerState, cmd: &Command) -> Result<Option<String>, CommandError> {
         let host = &mut state.host;
         let (id, key) = match cmd {
-            Command::SetThreshold(t) if *t > 100 => {
-                return Err(CommandError::Invalid(format!("threshold {t} is above 100")));
-            }
             Command::SetThreshold(t) => {
-                host.threshold = *t;
+                host.threshold = t.get();
                 (None, KEY_THRESHOLD)
             }
             Command::Ignore(q) => (Some(host.ignore(q)?), KEY_IGNORED),

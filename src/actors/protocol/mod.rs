@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::antagonist::plan::{AntagonistConfig, ConfigPatch};
 use crate::antagonist::truth::AttackRecord;
-use crate::model::{ContainerRecord, ContainerState};
+use crate::model::{ContainerRecord, ContainerState, Threshold};
 
 pub mod endpoints;
 pub mod wire;
@@ -173,7 +173,7 @@ impl ContainerPatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     /// Set the host-wide packet-loss threshold (0–100).
-    SetThreshold(u8),
+    SetThreshold(Threshold),
     /// Put a container (id, prefix or name) on the ignore list.
     Ignore(String),
     /// Take a container off the ignore list (and out of quarantine).
