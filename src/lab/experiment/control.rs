@@ -10,7 +10,7 @@ use crate::actors::controller::ControllerMsg;
 use crate::actors::protocol::ToHost;
 use crate::actors::protocol::wire::Wire;
 use crate::actors::protocol::{Command, CommandOk};
-use crate::antagonist::plan::{ConfigPatch, LossScope};
+use crate::antagonist::config::{ConfigPatch, LossScope};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
-use crate::antagonist::plan::SCENARIOS;
+use crate::antagonist::config::SCENARIOS;
 use crate::config::HealMode;
 use crate::probe::icmp::IcmpProber;
 use run::{RunResult, RunSpec};
