@@ -7,7 +7,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use super::run::RunResult;
+use super::spec::RunResult;
 use crate::config::HealMode;
 
 /// The seed's published availability (%, its "view freshness"), per aggregation time, in the

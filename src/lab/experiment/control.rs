@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use ractor::ActorRef;
 
-use super::run::RunSpec;
+use super::spec::RunSpec;
 use crate::actors::controller::ControllerMsg;
 use crate::actors::protocol::ToHost;
 use crate::actors::protocol::wire::Wire;
