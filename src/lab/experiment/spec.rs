@@ -68,7 +68,7 @@ pub struct RunResult {
     /// "availability").
     pub view_freshness: f64,
     /// The best view freshness this run's fault schedule allows under its aggregation time
-    /// ([`score::freshness_bound`]).
+    /// ([`super::score::freshness_bound`]).
     #[serde(default)]
     pub view_freshness_bound: f64,
     pub bandwidth: Bandwidth,
