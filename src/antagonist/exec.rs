@@ -15,8 +15,9 @@ use time::OffsetDateTime;
 use tokio::sync::broadcast;
 use tracing::Instrument;
 
+use super::config::{AntagonistConfig, LossScope};
 use super::inject::{Injector, LossSite};
-use super::plan::{AntagonistConfig, AttackPlan, LossScope, Planner};
+use super::plan::{AttackPlan, Planner};
 use super::truth::{AttackKind, AttackRecord, Outcome, stamp};
 use crate::model::{DockerState, short_id};
 use crate::runtime::ContainerRuntime;

@@ -18,9 +18,9 @@ use std::sync::{Arc, Mutex, Weak};
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 
+use super::config::LossScope;
 use super::loss::{InjectError, LossInjector, NftLossInjector};
 use super::netem::NetemLossInjector;
-use super::plan::LossScope;
 
 /// The default name of the table owned by the antagonist.
 pub const DEFAULT_TABLE: &str = "hms_antagonist";

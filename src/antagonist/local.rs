@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorRef};
 
+use super::config::ConfigPatch;
 use super::exec::Target;
 use super::inject::Injector;
-use super::plan::ConfigPatch;
 use crate::actors::host::antagonist::{Antagonist, AntagonistMsg};
 use crate::actors::host::state::IGNORE_LABEL;
 use crate::actors::protocol::{AntagonistStatus, Command, CommandError};

@@ -1,6 +1,7 @@
 //! Fault injection: the seed's antagonist, fixed where the seed was broken.
 //!
-//! - [`plan`]: the configuration, the built-in scenarios and the pure, seeded planner.
+//! - [`config`]: the configuration, its patches and the built-in scenarios.
+//! - [`plan`]: the pure, seeded planner.
 //! - [`exec`]: the executor, one sequential loop per target (runtime + injector).
 //! - [`inject`], [`loss`], [`netem`]: packet loss at a site (host side or inside a container's
 //!   namespace) with nftables random drop or netem, in one table owned by the process.
@@ -9,6 +10,7 @@
 //!
 //! The actor shell is [`crate::actors::host::antagonist`].
 
+pub mod config;
 pub mod exec;
 pub mod inject;
 pub mod local;

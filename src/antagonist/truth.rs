@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::plan::LossScope;
+use super::config::LossScope;
 
 /// File name of the log under the data dir.
 pub const FILE: &str = "attacks.jsonl";

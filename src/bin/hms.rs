@@ -1,5 +1,7 @@
 //! `hms`: the HMS node binary.
 
+#![warn(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use anyhow::{Context, bail};

@@ -1,5 +1,7 @@
 //! `hmsctl`: the command-line client of the HMS REST API.
 
+#![warn(clippy::unwrap_used)]
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {

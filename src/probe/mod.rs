@@ -1,9 +1,11 @@
 //! The probing edge: one ICMP echo window → loss and round-trip times, behind [`Prober`].
 //!
-//! - [`icmp::IcmpProber`] sends real echo requests through one shared surge-ping client.
+//! - [`icmp::IcmpProber`] sends real echo requests through one shared raw socket (surge-ping's
+//!   codec); `echo_windows` is its pure table of open windows.
 //! - [`fake::FakeProber`] answers from a table of per-address loss, for deterministic tests.
 
 pub mod counting;
+mod echo_windows;
 pub mod fake;
 pub mod icmp;
 

@@ -235,7 +235,7 @@ impl ClusterBench {
         Ok((out, size))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, reason = "one table row: each argument is one of its measured columns")]
     fn print(
         &self,
         full_after: Duration,

@@ -7,11 +7,11 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use super::run::RunResult;
+use super::spec::RunResult;
 use crate::config::HealMode;
 
 /// The seed's published availability (%, its "view freshness"), per aggregation time, in the
-/// order of [`crate::antagonist::plan::SCENARIOS`].
+/// order of [`crate::antagonist::config::SCENARIOS`].
 pub const SEED_AVAILABILITY: [(f64, [f64; 4]); 3] =
     [(0.1, [96.0, 89.3, 89.2, 85.4]), (1.0, [73.0, 65.2, 66.8, 57.8]), (2.5, [45.6, 36.8, 42.7, 29.5])];
 /// The seed's published bandwidth range, in kbit/s.
@@ -52,7 +52,7 @@ fn aggregations(results: &[RunResult]) -> Vec<f64> {
 }
 
 fn seed_published(scenario: &str, agg: f64) -> Option<f64> {
-    let i = crate::antagonist::plan::SCENARIOS.iter().position(|s| s.name == scenario)?;
+    let i = crate::antagonist::config::SCENARIOS.iter().position(|s| s.name == scenario)?;
     SEED_AVAILABILITY.iter().find(|(a, _)| (a - agg).abs() < 1e-9).map(|(_, v)| v[i])
 }
 
@@ -112,7 +112,7 @@ pub fn bandwidth(results: &[RunResult], path: &Path) -> anyhow::Result<()> {
 fn bars(results: &[RunResult], path: &Path, y_desc: &str, y_max: f64, series: &[Series<'_>]) -> anyhow::Result<()> {
     register_font();
     let aggs = aggregations(results);
-    let scenarios: Vec<&str> = crate::antagonist::plan::SCENARIOS.iter().map(|s| s.name).collect();
+    let scenarios: Vec<&str> = crate::antagonist::config::SCENARIOS.iter().map(|s| s.name).collect();
     let root = BitMapBackend::new(path, (420 * aggs.len().max(1) as u32, 520)).into_drawing_area();
     root.fill(&WHITE)?;
     let (legend_area, panels_area) = root.split_vertically(110);

@@ -5,12 +5,12 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use ractor::ActorRef;
 
-use super::run::RunSpec;
+use super::spec::RunSpec;
 use crate::actors::controller::ControllerMsg;
 use crate::actors::protocol::ToHost;
 use crate::actors::protocol::wire::Wire;
 use crate::actors::protocol::{Command, CommandOk};
-use crate::antagonist::plan::{ConfigPatch, LossScope};
+use crate::antagonist::config::{ConfigPatch, LossScope};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use super::sampler::secs_since;
 use super::score::{Fault, FaultKind};
-use crate::antagonist::plan::LossScope;
+use crate::antagonist::config::LossScope;
 use crate::antagonist::truth::{self, AttackKind, AttackRecord, Outcome};
 
 /// Faults of every host, in seconds since `t0`; `names` maps full container ids to the names the

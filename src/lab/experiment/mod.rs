@@ -1,11 +1,12 @@
 //! `hms experiment`: the seed's availability and bandwidth experiment, reproduced with HMS and
 //! measured the way it should have been (see `docs/experiments.md`).
 //!
-//! Each run ([`run`]) starts a controller in this process and N `hms manager` processes, each
-//! scoped by label to its own M containers on the local engine, starts the antagonist on every
-//! host with a scenario and a fixed seed, and samples every container through Docker and ICMP at
-//! 4 Hz, independently of HMS. Scoring ([`score`]) is pure. A grid (`--all`) runs the four seed
-//! scenarios × three aggregation times × the chosen healing modes and draws the charts.
+//! Each run ([`run`], recorded as a [`spec::RunResult`]) starts a controller in this process and
+//! N `hms manager` processes, each scoped by label to its own M containers on the local engine,
+//! starts the antagonist on every host (`control`) with a scenario and a fixed seed, and
+//! samples every container through Docker and ICMP at 4 Hz, independently of HMS. Scoring
+//! ([`score`]) is pure. A grid (`--all`) runs the four seed scenarios × three aggregation times ×
+//! the chosen healing modes and draws the charts.
 
 pub mod chart;
 mod control;
@@ -14,16 +15,17 @@ mod procs;
 pub mod run;
 pub mod sampler;
 pub mod score;
+pub mod spec;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
-use crate::antagonist::plan::SCENARIOS;
+use crate::antagonist::config::SCENARIOS;
 use crate::config::HealMode;
 use crate::probe::icmp::IcmpProber;
-use run::{RunResult, RunSpec};
+use spec::{RunResult, RunSpec};
 
 /// Aggregation times of the seed's grid.
 pub const GRID_AGGREGATIONS: [f64; 3] = [0.1, 1.0, 2.5];
@@ -240,7 +242,7 @@ mod tests {
             score: score::Score { availability, ..score::Score::default() },
             view_freshness: 1.0,
             view_freshness_bound: 1.0,
-            bandwidth: run::Bandwidth::default(),
+            bandwidth: spec::Bandwidth::default(),
             bare_start: 0.3,
             bare_start_loaded: 0.4,
             samples_per_container: 32,

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -30,28 +30,50 @@ impl Managers {
         Ok(())
     }
 
-    /// Asks every manager to stop and waits up to `grace` for each.
-    pub fn stop(&mut self, grace: Duration) {
-        for c in &self.0 {
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
-        }
+    /// Asks every manager to stop and waits up to `grace` for each, without blocking the runtime.
+    pub async fn stop(&mut self, grace: Duration) {
+        self.terminate();
         for mut c in self.0.drain(..) {
-            let deadline = std::time::Instant::now() + grace;
-            while std::time::Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline && !exited(&mut c) {
+                tokio::time::sleep(POLL).await;
             }
             let _ = c.kill();
             let _ = c.wait();
         }
     }
+
+    /// SIGTERM to every manager, so that each undoes its antagonist's rules.
+    fn terminate(&self) {
+        for c in &self.0 {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        }
+    }
+}
+
+/// How often a stopping manager is checked for its exit.
+const POLL: Duration = Duration::from_millis(50);
+
+fn exited(c: &mut Child) -> bool {
+    matches!(c.try_wait(), Ok(Some(_)))
 }
 
 impl Drop for Managers {
+    /// Reached with managers left only when the run failed or was interrupted.
     fn drop(&mut self) {
-        self.stop(Duration::from_secs(5));
+        self.terminate();
+        for mut c in self.0.drain(..) {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && !exited(&mut c) {
+                #[allow(
+                    clippy::disallowed_methods,
+                    reason = "drop cannot await, and the managers need their grace to undo their rules"
+                )]
+                std::thread::sleep(POLL);
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 

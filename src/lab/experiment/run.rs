@@ -9,98 +9,23 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use ractor::ActorRef;
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::ground_truth;
 use super::procs::{Containers, Managers};
 use super::sampler::{self, Target, secs_since};
-use super::score::{self, RunData, Sample, Score};
+use super::score::{self, RunData, Sample};
+use super::spec::{Bandwidth, RunResult, RunSpec};
 use crate::actors::controller::{ControllerMsg, Stats};
 use crate::antagonist::exec::SCHEDULE_LABEL;
 use crate::cluster::ControllerNode;
-use crate::config::{ControllerConfig, HealMode};
+use crate::config::ControllerConfig;
 use crate::probe::Prober;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::{ContainerRuntime, Selector};
 
 /// The label every container of a run carries, with the run id as its value.
 const RUN_LABEL: &str = "hms.exp";
-
-/// What one run does.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunSpec {
-    pub scenario: String,
-    pub aggregation: f64,
-    pub mode: HealMode,
-    pub duration: f64,
-    pub managers: usize,
-    pub containers: usize,
-    pub seed: u64,
-    pub loss_scope: String,
-    pub threshold: u8,
-}
-
-impl RunSpec {
-    /// Folder name of the run under `--out`.
-    pub fn dir_name(&self) -> String {
-        format!("{}-agg{}-{}", self.scenario, self.aggregation, serde_json::to_string(&self.mode).unwrap_or_default())
-            .replace('"', "")
-    }
-}
-
-/// Bandwidth between managers and controller over the run.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Bandwidth {
-    /// Mean payload bytes/s on the controller's cluster port (TCP, both directions).
-    pub bytes_per_sec: f64,
-    /// Highest one-second value.
-    pub peak_bytes_per_sec: f64,
-    /// Mean messages/s counted by the controller (notices, heartbeats, pulls, commands).
-    pub messages_per_sec: f64,
-    pub peak_messages_per_sec: f64,
-    /// Bytes/s of the HMS messages themselves (bincode size), as the controller counts them.
-    pub payload_bytes_per_sec: f64,
-    /// The part of `payload_bytes_per_sec` that carries updates (notices, pulls, contents,
-    /// commands): all of it but heartbeats — what the seed's bandwidth counted.
-    #[serde(default)]
-    pub update_bytes_per_sec: f64,
-    /// Messages/s other than heartbeats.
-    #[serde(default)]
-    pub update_messages_per_sec: f64,
-    /// Aggregation windows opened per second.
-    #[serde(default)]
-    pub windows_per_sec: f64,
-    /// Update notices received per second.
-    #[serde(default)]
-    pub notices_per_sec: f64,
-    /// Host pulls per second.
-    #[serde(default)]
-    pub pulls_per_sec: f64,
-}
-
-/// Everything a run produced.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunResult {
-    pub spec: RunSpec,
-    pub score: Score,
-    /// Fraction of the run in which the controller's view had no unpulled update (the seed's
-    /// "availability").
-    pub view_freshness: f64,
-    /// The best view freshness this run's fault schedule allows under its aggregation time
-    /// ([`score::freshness_bound`]).
-    #[serde(default)]
-    pub view_freshness_bound: f64,
-    pub bandwidth: Bandwidth,
-    /// Mean bare `docker start` measured before the run, on a quiet engine (seconds).
-    pub bare_start: f64,
-    /// Mean bare `docker start` of an unmonitored, unattacked container measured every 2 s
-    /// during the run, under the same load (seconds): the baseline of the downtime ratio and the
-    /// bound.
-    #[serde(default)]
-    pub bare_start_loaded: f64,
-    pub samples_per_container: usize,
-}
 
 /// Runs one cell and writes its files under `out/<dir_name>/`.
 pub async fn run(spec: &RunSpec, image: &str, out: &Path, prober: Arc<dyn Prober>) -> anyhow::Result<RunResult> {
@@ -124,7 +49,7 @@ pub async fn run(spec: &RunSpec, image: &str, out: &Path, prober: Arc<dyn Prober
     let hosts = spawn_managers(&mut managers, spec, &run_id, &listen, &cookie, &dir)?;
     let bare = Bare { idle: bare_start, baseline };
     let res = measure(spec, &run_id, &node.controller, &hosts, &targets, &docker, prober, bare, &listen, &dir).await;
-    managers.stop(Duration::from_secs(5));
+    managers.stop(Duration::from_secs(5)).await;
     node.stop().await;
     containers.remove_all().await;
     let (result, samples) = res?;
@@ -251,7 +176,7 @@ fn spawn_managers(
     Ok(hosts)
 }
 
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, reason = "the run's pieces, each owned by `run` and borrowed for the measurement")]
 async fn measure(
     spec: &RunSpec,
     run_id: &str,
@@ -297,7 +222,7 @@ async fn measure(
     write_events(&dir.join("events.csv"), &run.events)?;
     run.faults = ground_truth::read_faults(dir, hosts, wall0, &targets_by_id(targets))?;
     let freshness = 1.0 - ((stats1.stale_seconds - stats0.stale_seconds) / spec.duration).clamp(0.0, 1.0);
-    let bandwidth = summarize(&series?, &stats0, &stats1, spec.duration);
+    let bandwidth = Bandwidth::measured(&series?, &stats0, &stats1, spec.duration);
     let samples_per_container = run.samples.values().map(Vec::len).min().unwrap_or(0);
     let result = RunResult {
         spec: spec.clone(),
@@ -346,29 +271,6 @@ async fn bandwidth_series(
         out.push((bytes, stats(controller).await?.messages));
     }
     Ok(out)
-}
-
-fn summarize(series: &[(u64, u64)], s0: &Stats, s1: &Stats, secs: f64) -> Bandwidth {
-    let deltas = |f: fn(&(u64, u64)) -> u64| -> Vec<f64> {
-        series.windows(2).map(|w| f(&w[1]).saturating_sub(f(&w[0])) as f64).collect()
-    };
-    let (bytes, msgs) = (deltas(|p| p.0), deltas(|p| p.1));
-    let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
-    let peak = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
-    Bandwidth {
-        bytes_per_sec: mean(&bytes),
-        peak_bytes_per_sec: peak(&bytes),
-        messages_per_sec: mean(&msgs),
-        peak_messages_per_sec: peak(&msgs),
-        payload_bytes_per_sec: s1.bytes.saturating_sub(s0.bytes) as f64 / secs,
-        update_bytes_per_sec: (s1.bytes - s1.heartbeat_bytes).saturating_sub(s0.bytes - s0.heartbeat_bytes) as f64
-            / secs,
-        update_messages_per_sec: (s1.messages - s1.heartbeats).saturating_sub(s0.messages - s0.heartbeats) as f64
-            / secs,
-        windows_per_sec: s1.windows.saturating_sub(s0.windows) as f64 / secs,
-        notices_per_sec: s1.notices.saturating_sub(s0.notices) as f64 / secs,
-        pulls_per_sec: s1.pulls.saturating_sub(s0.pulls) as f64 / secs,
-    }
 }
 
 fn write_samples(path: &PathBuf, samples: &BTreeMap<String, Vec<Sample>>) -> anyhow::Result<()> {

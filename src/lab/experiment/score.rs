@@ -1,6 +1,12 @@
 //! Scoring an experiment run: pure functions from what was sampled, what the engine reported and
 //! what the antagonist really injected (its ground truth) to the metrics of `docs/experiments.md`.
 //! Times are seconds since the start of the measured run.
+//!
+//! One file on purpose, past 400 lines: the measured metrics and their bounds (what instant
+//! detection and a bare start would have scored on the same fault schedule) read the same
+//! [`RunData`] through the same helpers (`die_of`, [`union_len`]), and the tests build one run and
+//! check a metric against its bound. Split, each half would import the other's internals. It
+//! holds no I/O: the run's files are read by `ground_truth.rs` and `run.rs`.
 
 use std::collections::BTreeMap;
 
