@@ -7,7 +7,7 @@ use serde::Serialize;
 use warp::http::StatusCode;
 use warp::{Rejection, Reply};
 
-use crate::actors::controller::HostUnavailable;
+use crate::actors::controller::ControllerError;
 use crate::actors::protocol::CommandError;
 
 /// Every error a handler can answer with.
@@ -69,11 +69,40 @@ impl From<CommandError> for ApiError {
     }
 }
 
-impl From<HostUnavailable> for ApiError {
-    fn from(e: HostUnavailable) -> Self {
+/// What the controller's errors answer: its own validation is a 400 naming the field, a host
+/// refusing a command answers as that host's error, a storage failure is a 500, and a command
+/// the view could not follow answers with the status of what failed.
+impl From<ControllerError> for ApiError {
+    fn from(e: ControllerError) -> Self {
+        let message = e.to_string();
         match e {
-            HostUnavailable::Unknown(_) => Self::NotFound(e.to_string()),
-            HostUnavailable::Offline(_) => Self::Unavailable(e.to_string()),
+            ControllerError::InvalidHostName(_) => Self::BadRequest(format!("address: {message}")),
+            ControllerError::InvalidAggregation(_) => Self::BadRequest(message),
+            ControllerError::UnknownHost(_) => Self::NotFound(message),
+            ControllerError::Offline(_) | ControllerError::Dropped(_) => Self::Unavailable(message),
+            ControllerError::Timeout(_) => Self::Timeout(message),
+            ControllerError::Refused { source, .. } => source.into(),
+            ControllerError::Storage { .. } | ControllerError::Malformed { .. } => Self::Internal(message),
+            ControllerError::Unconfirmed { source, .. } => {
+                let cause = source.chain();
+                Self::from(*source).with_message(format!("{message}: {cause}"))
+            }
+        }
+    }
+}
+
+impl ApiError {
+    /// The same status with another message.
+    fn with_message(self, m: String) -> Self {
+        match self {
+            Self::BadRequest(_) => Self::BadRequest(m),
+            Self::NotFound(_) => Self::NotFound(m),
+            Self::Conflict(_) => Self::Conflict(m),
+            Self::Unavailable(_) => Self::Unavailable(m),
+            Self::Timeout(_) => Self::Timeout(m),
+            Self::NotImplemented(_) => Self::NotImplemented(m),
+            Self::Internal(_) => Self::Internal(m),
+            other => other,
         }
     }
 }
@@ -120,4 +149,45 @@ pub async fn recover(r: Rejection) -> Result<warp::reply::Response, Infallible> 
         ApiError::BadRequest("bad request".to_owned())
     };
     Ok(reply(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    fn status(e: ControllerError) -> (u16, String) {
+        let api = ApiError::from(e);
+        (api.status().0.as_u16(), api.to_string())
+    }
+
+    #[test]
+    fn controller_errors_answer_the_status_of_their_kind() {
+        let corrupt = serde_json::from_str::<u8>("x").unwrap_err();
+        let storage = ControllerError::Storage {
+            what: "known hosts",
+            source: StoreError::Corrupt { key: "k".into(), source: corrupt },
+        };
+        assert_eq!(status(storage).0, 500, "a storage failure is never a 400");
+        let (code, message) = status(ControllerError::InvalidHostName("a/b".into()));
+        assert!(code == 400 && message.starts_with("address: "), "{code} {message}");
+        let (code, message) = status(ControllerError::InvalidAggregation(std::time::Duration::ZERO));
+        assert!(code == 400 && message.contains("aggregation"), "{code} {message}");
+        assert_eq!(status(ControllerError::UnknownHost("h".into())).0, 404);
+        assert_eq!(status(ControllerError::Offline("h".into())).0, 503);
+        assert_eq!(status(ControllerError::Dropped("h".into())).0, 503);
+        assert_eq!(status(ControllerError::Timeout("h".into())).0, 504);
+        let refused = ControllerError::Refused { host: "h".into(), source: CommandError::NotFound("web".into()) };
+        assert_eq!(status(refused), (404, "no container matches \"web\"".to_owned()));
+        let conflict = ControllerError::Refused { host: "h".into(), source: CommandError::Conflict("ignored".into()) };
+        assert_eq!(status(conflict).0, 409);
+    }
+
+    #[test]
+    fn a_command_the_view_could_not_follow_answers_the_status_of_what_failed() {
+        let source = Box::new(ControllerError::Timeout("h".into()));
+        let (code, message) = status(ControllerError::Unconfirmed { host: "h".into(), source });
+        assert_eq!(code, 504);
+        assert!(message.contains("applied the command") && message.contains("did not answer"), "{message}");
+    }
 }

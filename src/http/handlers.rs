@@ -10,9 +10,7 @@ use warp::reply::{Reply, Response, json};
 
 use super::error::ErrorBody;
 use super::{Api, ApiError};
-use crate::actors::controller::{ControllerMsg, HostUnavailable};
-use crate::actors::protocol::ToHost;
-use crate::actors::protocol::wire::Wire;
+use crate::actors::controller::ControllerMsg;
 use crate::actors::protocol::{Command, CommandOk};
 use crate::model::{ContainerRecord, HostRecord, LookupError, Threshold, ThresholdError};
 
@@ -115,16 +113,15 @@ impl Api {
         }
     }
 
-    /// Routes a command to one host and waits for its answer.
+    /// Routes a command to one host through the controller and waits for its answer (for a
+    /// mutating command, until the published view shows its effect).
     pub(super) async fn route(&self, host: &str, cmd: Command) -> Result<CommandOk, ApiError> {
-        let manager = self.ask(|r| ControllerMsg::Manager(host.to_owned(), r)).await??;
-        match manager.call(|r| ToHost::Command(Wire::new(cmd), r), Some(self.timeout)).await {
-            Ok(CallResult::Success(res)) => res
-                .open()
-                .map_err(|e| ApiError::Internal(format!("host {host} answered garbage: {e}")))?
-                .map_err(ApiError::from),
-            Ok(CallResult::Timeout) => Err(ApiError::Timeout(format!("host {host} did not answer in time"))),
-            Ok(CallResult::SenderError) | Err(_) => Err(HostUnavailable::Offline(host.to_owned()).into()),
+        let reply = self.ask(|reply| ControllerMsg::Command { host: host.to_owned(), cmd, reply }).await;
+        match reply {
+            Ok(res) => res.map_err(ApiError::from),
+            // the controller answers at once unless it waits on the host
+            Err(ApiError::Timeout(_)) => Err(ApiError::Timeout(format!("host {host} did not answer in time"))),
+            Err(e) => Err(e),
         }
     }
 }
@@ -200,7 +197,7 @@ pub async fn add_host(host: String, body: AddHostBody, api: Api) -> Result<Respo
         .ask(|reply| ControllerMsg::AddHost { host, endpoint, reply })
         .await
         .map_err(reject)?
-        .map_err(|e| reject(ApiError::BadRequest(e)))?;
+        .map_err(|e| reject(e.into()))?;
     Ok(json(&record).into_response())
 }
 
@@ -268,10 +265,7 @@ pub async fn put_config(body: ConfigBody, api: Api) -> Result<Response, Rejectio
         return Err(reject(ApiError::BadRequest(format!("aggregation must be within (0, 3600] seconds, got {secs}"))));
     }
     let d = std::time::Duration::from_secs_f64(secs);
-    api.ask(|r| ControllerMsg::SetAggregation(d, r))
-        .await
-        .map_err(reject)?
-        .map_err(|e| reject(ApiError::Internal(e)))?;
+    api.ask(|r| ControllerMsg::SetAggregation(d, r)).await.map_err(reject)?.map_err(|e| reject(e.into()))?;
     Ok(json(&ConfigBody { aggregation: secs }).into_response())
 }
 

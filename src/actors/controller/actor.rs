@@ -1,6 +1,11 @@
-//! `Controller`: the fleet view. Batches update notices within the aggregation window, pulls the
-//! hosts that announced changes (concurrently, in spawned tasks), merges their content, tracks
-//! host liveness from heartbeats and publishes every change to subscribers (REST/SSE).
+//! `Controller`: the actor around the [`FleetView`]. Each message is one call into the view, then
+//! its effects: pulls and commands in spawned tasks (which report back by message), dialling
+//! known hosts, storing settings, sending change events and publishing the fleet snapshot.
+//!
+//! **Invariant:** a reply to a request that changed the view is sent after the snapshot that
+//! shows the change is published, so a REST read that follows a 2xx sees it. A mutating command
+//! (threshold, ignore, monitor) is answered only once its host has been pulled and the content
+//! merged ([`ControllerMsg::Written`]): read-your-writes without waiting for the window.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,24 +14,28 @@ use std::time::Duration;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::NodeServerMessage;
-use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::known_hosts::KnownHosts;
-use crate::actors::protocol::ToHost;
+use super::error::ControllerError;
+use super::fleet_view::{Fleet, FleetEvent, FleetView, Link, Merge, Pull, Stats};
 use crate::actors::protocol::wire::Wire;
-use crate::actors::protocol::{Content, Heartbeat, PullRequest, UpdateNotice, wire_size};
+use crate::actors::protocol::{Command, CommandOk, Content, Heartbeat, ToHost, UpdateNotice};
 use crate::config::ControllerConfig;
-use crate::fleet::{FleetSnapshot, HostSnapshot};
-use crate::model::{ContainerRecord, HostRecord, HostStatus, rfc3339};
-use crate::policy::aggregation::Aggregator;
+use crate::fleet::FleetSnapshot;
+use crate::model::HostRecord;
 use crate::store::Store;
 
 const KEY_AGGREGATION_MS: &str = "aggregation_ms";
 const KEY_KNOWN_HOSTS: &str = "known_hosts";
+
+/// The shortest wait for the pull that follows a command, whatever the command took.
+const MIN_PULL_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// A command's answer: the host's OK, or why there is none.
+pub type CommandResult = Result<CommandOk, ControllerError>;
 
 /// Messages of the controller.
 #[derive(Debug)]
@@ -41,27 +50,38 @@ pub enum ControllerMsg {
     Heartbeat(Heartbeat),
     /// The aggregation window is over: pull.
     CloseWindow,
-    /// A pull ended.
-    Pulled { host: String, content: Result<Content, String> },
-    /// Check heartbeats.
+    /// A window's pull ended.
+    Pulled { pull: Pull<ActorRef<ToHost>>, content: Result<Content, ControllerError> },
+    /// Check heartbeats (and dial the known hosts that are due).
     Liveness,
     /// The whole fleet view.
     Fleet(RpcReplyPort<Fleet>),
-    /// The manager of one host, to route a command to.
-    Manager(String, RpcReplyPort<Result<ActorRef<ToHost>, HostUnavailable>>),
-    /// Change the aggregation window.
-    SetAggregation(Duration, RpcReplyPort<Result<(), String>>),
+    /// A command for one host, answered with the host's OK or error, with the call timeout. A
+    /// mutating one (threshold, ignore, monitor) is answered once the view shows its effect.
+    Command { host: String, cmd: Command, reply: RpcReplyPort<CommandResult> },
+    /// A mutating command succeeded and its host was pulled: merge, publish, then answer `ok`.
+    Written {
+        pull: Pull<ActorRef<ToHost>>,
+        content: Result<Content, ControllerError>,
+        ok: CommandOk,
+        reply: RpcReplyPort<CommandResult>,
+    },
+    /// Change the aggregation window (durably).
+    SetAggregation(Duration, RpcReplyPort<Result<(), ControllerError>>),
     /// Exchange counters.
     Stats(RpcReplyPort<Stats>),
     /// Cluster mode: the node server, to dial hosts with an endpoint.
     AttachNode(ActorRef<NodeServerMessage>),
     /// Add a host to the known hosts (durably); with an endpoint the controller dials it.
-    AddHost { host: String, endpoint: Option<String>, reply: RpcReplyPort<Result<HostRecord, String>> },
-    /// Remove a host from supervision and from the known hosts.
-    RemoveHost(String, RpcReplyPort<Result<(), HostUnavailable>>),
+    AddHost { host: String, endpoint: Option<String>, reply: RpcReplyPort<Result<HostRecord, ControllerError>> },
+    /// Remove a host from supervision and from the known hosts (durably).
+    RemoveHost(String, RpcReplyPort<Result<(), ControllerError>>),
     /// The published fleet snapshots and change events, for REST readers.
     Subscribe(RpcReplyPort<Subscription>),
 }
+
+/// Local only: never crosses nodes.
+impl ractor::Message for ControllerMsg {}
 
 /// What a reader of the fleet view holds: the latest snapshot (replaced on every change) and the
 /// change events.
@@ -71,49 +91,11 @@ pub struct Subscription {
     pub events: broadcast::Sender<FleetEvent>,
 }
 
-/// Local only: never crosses nodes.
-impl ractor::Message for ControllerMsg {}
-
-/// Why a command cannot reach a host.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HostUnavailable {
-    #[error("unknown host {0}")]
-    Unknown(String),
-    #[error("host {0} is offline")]
-    Offline(String),
-}
-
-/// A copy of the fleet view.
-#[derive(Debug, Clone, Serialize)]
-pub struct Fleet {
-    pub hosts: Vec<HostRecord>,
-    /// Host name → its containers.
-    pub containers: BTreeMap<String, Vec<ContainerRecord>>,
-    pub aggregation: f64,
-}
-
-/// Counters of the controller's exchanges with hosts (the experiments' "bandwidth").
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Stats {
-    pub windows: u64,
-    pub pulls: u64,
-    pub pull_failures: u64,
-    pub notices: u64,
-    pub heartbeats: u64,
-    pub messages: u64,
-    pub bytes: u64,
-    /// The share of `bytes` that is heartbeats (liveness, not updates).
-    pub heartbeat_bytes: u64,
-    /// Seconds the view had unpulled updates.
-    pub stale_seconds: f64,
-}
-
-/// A published change, as sent to SSE subscribers.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum FleetEvent {
-    Containers { host: String, containers: Vec<ContainerRecord>, removed: Vec<String> },
-    Host { host: HostRecord },
+impl Link for ActorRef<ToHost> {
+    type Id = ractor::ActorId;
+    fn id(&self) -> ractor::ActorId {
+        self.get_id()
+    }
 }
 
 /// The read-only half.
@@ -123,46 +105,10 @@ pub struct Controller {
     pub events: broadcast::Sender<FleetEvent>,
 }
 
-impl HostView {
-    /// A host known but not (yet) connected.
-    fn offline(host: &str, endpoint: Option<String>) -> Self {
-        let record = HostRecord {
-            name: host.to_owned(),
-            status: HostStatus::Offline,
-            last_heartbeat: None,
-            threshold: 0,
-            endpoint,
-            containers: 0,
-        };
-        Self {
-            record,
-            manager: None,
-            version: None,
-            containers: BTreeMap::new(),
-            shared: None,
-            last_seen: Instant::now(),
-        }
-    }
-}
-
-struct HostView {
-    record: HostRecord,
-    /// The host's link; None until it first registers (a known host after a restart).
-    manager: Option<ActorRef<ToHost>>,
-    version: Option<u64>,
-    containers: BTreeMap<String, ContainerRecord>,
-    /// `containers` as last published; None when it changed since.
-    shared: Option<Arc<Vec<ContainerRecord>>>,
-    last_seen: Instant,
-}
-
 /// The mutable half.
 pub struct ControllerState {
-    hosts: BTreeMap<String, HostView>,
-    agg: Aggregator,
-    stats: Stats,
+    view: FleetView<ActorRef<ToHost>>,
     liveness: JoinHandle<()>,
-    known: KnownHosts,
     node: Option<ActorRef<NodeServerMessage>>,
     snapshot: watch::Sender<Arc<FleetSnapshot>>,
 }
@@ -182,13 +128,12 @@ impl Actor for Controller {
             Some(s) => s.get(KEY_KNOWN_HOSTS)?.unwrap_or_default(),
             None => BTreeMap::new(),
         };
-        let known = KnownHosts::new(known);
-        let hosts = known.hosts().iter().map(|(h, k)| (h.clone(), HostView::offline(h, k.endpoint.clone()))).collect();
+        let limit = self.config.heartbeat * self.config.missed_heartbeats;
+        let view = FleetView::new(known, window, limit, Instant::now());
         let liveness = myself.send_interval(self.config.heartbeat / 2, || ControllerMsg::Liveness);
-        let agg = Aggregator::new(window);
         let (snapshot, _) = watch::channel(Arc::new(FleetSnapshot::default()));
-        let mut state = ControllerState { hosts, agg, stats: Stats::default(), liveness, known, node: None, snapshot };
-        Self::publish_snapshot(&mut state);
+        let mut state = ControllerState { view, liveness, node: None, snapshot };
+        Self::publish(&mut state);
         Ok(state)
     }
 
@@ -210,38 +155,41 @@ impl Actor for Controller {
         let read_only = matches!(
             msg,
             ControllerMsg::Fleet(_)
-                | ControllerMsg::Manager(..)
+                | ControllerMsg::Command { .. }
                 | ControllerMsg::Stats(_)
                 | ControllerMsg::Subscribe(_)
         );
         match msg {
-            ControllerMsg::Register { host, manager } => self.register(&myself, state, host, manager),
-            ControllerMsg::LinkDown { host, link } => self.link_down(state, &host, link),
-            ControllerMsg::Notice(n) => self.on_notice(&myself, state, n),
-            ControllerMsg::Heartbeat(hb) => self.on_heartbeat(&myself, state, hb),
+            ControllerMsg::Register { host, manager } => self.register(&myself, state, &host, manager),
+            ControllerMsg::LinkDown { host, link } => self.link_down(state, &host, &link),
+            ControllerMsg::Notice(n) => close_after(&myself, state.view.notice(&n, Instant::now())),
+            ControllerMsg::Heartbeat(hb) => self.heartbeat(&myself, state, &hb),
             ControllerMsg::CloseWindow => self.close_window(&myself, state),
-            ControllerMsg::Pulled { host, content } => self.on_pulled(state, &host, content),
+            ControllerMsg::Pulled { pull, content } => self.pulled(state, &pull, content),
             ControllerMsg::Liveness => self.liveness(state),
             ControllerMsg::Fleet(reply) => {
-                let _ = reply.send(Self::fleet(state));
+                let _ = reply.send(state.view.fleet());
             }
-            ControllerMsg::Manager(host, reply) => {
-                let _ = reply.send(Self::manager(state, &host));
+            ControllerMsg::Command { host, cmd, reply } => self.command(&myself, state, &host, cmd, reply),
+            ControllerMsg::Written { pull, content, ok, reply } => {
+                let res = self.written(state, &pull, content).map(|()| ok);
+                Self::answer(state, reply, res);
             }
             ControllerMsg::SetAggregation(d, reply) => {
-                let _ = reply.send(self.set_aggregation(state, d));
+                let res = self.set_aggregation(state, d);
+                Self::answer(state, reply, res);
+            }
+            ControllerMsg::Stats(reply) => {
+                let _ = reply.send(state.view.stats(Instant::now()));
             }
             ControllerMsg::AttachNode(node) => state.node = Some(node),
             ControllerMsg::AddHost { host, endpoint, reply } => {
-                let _ = reply.send(self.add_host(state, &host, endpoint));
+                let res = self.add_host(state, &host, endpoint);
+                Self::answer(state, reply, res);
             }
             ControllerMsg::RemoveHost(host, reply) => {
-                let _ = reply.send(self.remove_host(state, &host));
-            }
-            ControllerMsg::Stats(reply) => {
-                let mut stats = state.stats.clone();
-                stats.stale_seconds = state.agg.stale_time(Instant::now()).as_secs_f64();
-                let _ = reply.send(stats);
+                let res = self.remove_host(state, &host);
+                Self::answer(state, reply, res);
             }
             ControllerMsg::Subscribe(reply) => {
                 let fleet = state.snapshot.subscribe();
@@ -249,158 +197,132 @@ impl Actor for Controller {
             }
         }
         if !read_only {
-            Self::publish_snapshot(state);
+            Self::publish(state);
         }
         Ok(())
     }
 }
 
+/// Schedules the end of the aggregation window, when a notice opened one.
+fn close_after(myself: &ActorRef<ControllerMsg>, delay: Option<Duration>) {
+    if let Some(delay) = delay {
+        myself.send_after(delay, || ControllerMsg::CloseWindow);
+    }
+}
+
 impl Controller {
-    fn register(
-        &self,
-        myself: &ActorRef<ControllerMsg>,
-        state: &mut ControllerState,
-        host: String,
-        manager: ActorRef<ToHost>,
-    ) {
+    fn register(&self, myself: &ActorRef<ControllerMsg>, state: &mut ControllerState, host: &str, m: ActorRef<ToHost>) {
         tracing::info!(host = %host, "host registered");
-        if state.known.upsert(&host, None) {
-            let _ = self.save_known(state);
+        let changes = state.view.register(host, m, Instant::now(), OffsetDateTime::now_utc());
+        if changes.persist_known {
+            let _ = self.save_known(state.view.known_hosts());
         }
-        state.known.connected(&host);
-        let endpoint = state.known.hosts().get(&host).and_then(|k| k.endpoint.clone());
-        let view = state.hosts.entry(host.clone()).or_insert_with(|| HostView::offline(&host, endpoint));
-        view.manager = Some(manager);
-        view.version = None;
-        view.last_seen = Instant::now();
-        view.record.status = HostStatus::Online;
-        view.record.last_heartbeat = Some(rfc3339(OffsetDateTime::now_utc()));
-        self.publish_host(state, &host);
-        self.updated(myself, state, &host);
+        self.send(changes.events);
+        close_after(myself, changes.close_after);
     }
 
-    /// A notice received from a host: counted, then handled.
-    fn on_notice(&self, myself: &ActorRef<ControllerMsg>, state: &mut ControllerState, n: UpdateNotice) {
-        state.stats.notices += 1;
-        self.count(state, &n);
-        self.updated(myself, state, &n.host);
-    }
-
-    /// `host` has content the view lacks (its notice, a registration, a heartbeat ahead of the
-    /// view): it joins the aggregation window. Nothing crossed the wire here, so nothing is
-    /// counted.
-    fn updated(&self, myself: &ActorRef<ControllerMsg>, state: &mut ControllerState, host: &str) {
-        if !state.hosts.contains_key(host) {
-            return;
-        }
-        if let Some(delay) = state.agg.notice(host, Instant::now()) {
-            state.stats.windows += 1;
-            myself.send_after(delay, || ControllerMsg::CloseWindow);
+    fn link_down(&self, state: &mut ControllerState, host: &str, link: &ractor::ActorId) {
+        if let Some(event) = state.view.link_down(host, link) {
+            tracing::warn!(host = %host, "host offline: its session dropped");
+            self.send(vec![event]);
         }
     }
 
-    fn on_heartbeat(&self, myself: &ActorRef<ControllerMsg>, state: &mut ControllerState, hb: Heartbeat) {
-        state.stats.heartbeats += 1;
-        state.stats.heartbeat_bytes += self.count(state, &hb);
-        let Some(view) = state.hosts.get_mut(&hb.host).filter(|v| v.manager.is_some()) else { return };
-        view.last_seen = Instant::now();
-        view.record.last_heartbeat = Some(rfc3339(OffsetDateTime::now_utc()));
-        let came_back = view.record.status == HostStatus::Offline;
-        view.record.status = HostStatus::Online;
-        let behind = view.version.is_some_and(|v| v < hb.version);
-        if came_back {
+    fn heartbeat(&self, myself: &ActorRef<ControllerMsg>, state: &mut ControllerState, hb: &Heartbeat) {
+        let changes = state.view.heartbeat(hb, Instant::now(), OffsetDateTime::now_utc());
+        if !changes.events.is_empty() {
             tracing::info!(host = %hb.host, "host online");
-            self.publish_host(state, &hb.host);
         }
-        if behind || came_back {
-            self.updated(myself, state, &hb.host);
-        }
+        self.send(changes.events);
+        close_after(myself, changes.close_after);
     }
 
     /// Pulls every host that announced an update, each in its own task.
     fn close_window(&self, myself: &ActorRef<ControllerMsg>, state: &mut ControllerState) {
-        for host in state.agg.close() {
-            let Some((view, manager)) = state.hosts.get(&host).and_then(|v| Some((v, v.manager.clone()?))) else {
-                state.agg.pulled(Instant::now());
-                continue;
-            };
-            let req = PullRequest { since: view.version };
+        for pull in state.view.close_window(Instant::now()) {
             let (me, timeout) = (myself.clone(), self.config.call_timeout);
-            state.stats.pulls += 1;
-            self.count(state, &req);
             tokio::spawn(async move {
-                let res = manager.call(|r| ToHost::Pull(Wire::new(req), r), Some(timeout)).await;
-                let content = match res {
-                    Ok(CallResult::Success(c)) => c.open().map_err(|e| e.to_string()),
-                    Ok(CallResult::Timeout) => Err("pull timed out".to_owned()),
-                    Ok(CallResult::SenderError) => Err("host dropped the pull".to_owned()),
-                    Err(e) => Err(format!("pull not delivered: {e}")),
-                };
-                let _ = me.cast(ControllerMsg::Pulled { host, content });
+                let content = pull_host(&pull, timeout).await;
+                let _ = me.cast(ControllerMsg::Pulled { pull, content });
             });
         }
     }
 
-    fn on_pulled(&self, state: &mut ControllerState, host: &str, content: Result<Content, String>) {
-        state.agg.pulled(Instant::now());
-        let content = match content {
-            Ok(c) => c,
-            Err(e) => {
-                state.stats.pull_failures += 1;
-                return tracing::warn!(host = %host, error = %e, "pull failed");
-            }
-        };
-        self.count(state, &content);
-        let Some(view) = state.hosts.get_mut(host) else { return };
-        if content.full {
-            view.containers.clear();
-        }
-        for id in &content.removed {
-            view.containers.remove(id);
-        }
-        for c in &content.containers {
-            view.containers.insert(c.full_id.clone(), c.clone());
-        }
-        let mut patched = Vec::with_capacity(content.patches.len());
-        let mut unknown = false;
-        for p in &content.patches {
-            match view.containers.values_mut().find(|c| c.id == p.id) {
-                Some(rec) => {
-                    p.apply(rec);
-                    patched.push(rec.clone());
-                }
-                None => unknown = true,
-            }
-        }
-        view.shared = None;
-        // A patch of a record this view lacks cannot be applied: the next pull asks for all.
-        view.version = (!unknown).then_some(content.version);
-        if unknown {
-            tracing::warn!(host = %host, "patch of an unknown container; next pull is full");
-        }
-        let threshold_changed =
-            view.record.threshold != content.threshold || view.record.containers != view.containers.len();
-        view.record.threshold = content.threshold;
-        view.record.containers = view.containers.len();
-        let Content { mut containers, mut removed, full, .. } = content;
-        containers.extend(patched);
-        if full {
-            removed.clear();
-        }
-        let _ = self.events.send(FleetEvent::Containers { host: host.to_owned(), containers, removed });
-        if threshold_changed {
-            self.publish_host(state, host);
+    fn pulled(
+        &self,
+        state: &mut ControllerState,
+        pull: &Pull<ActorRef<ToHost>>,
+        content: Result<Content, ControllerError>,
+    ) {
+        match state.view.pulled(&pull.host, pull.epoch, content, Instant::now()) {
+            Ok((merge, events)) => self.merged(&pull.host, merge, events),
+            Err(e) => tracing::warn!(host = %pull.host, error = %e.chain(), "pull failed"),
         }
     }
 
-    fn link_down(&self, state: &mut ControllerState, host: &str, link: ractor::ActorId) {
-        let Some(view) = state.hosts.get_mut(host) else { return };
-        if view.manager.as_ref().is_none_or(|m| m.get_id() != link) || view.record.status == HostStatus::Offline {
-            return;
+    /// Sends the events of a merge and says what was unusual about it.
+    fn merged(&self, host: &str, merge: Merge, events: Vec<FleetEvent>) {
+        match merge {
+            Merge::AppliedNextFull => tracing::warn!(host = %host, "patch of an unknown container; next pull is full"),
+            Merge::Older => tracing::debug!(host = %host, "content older than the view: dropped"),
+            Merge::OtherLink => tracing::debug!(host = %host, "content of a replaced link: dropped"),
+            Merge::Applied => {}
         }
-        view.record.status = HostStatus::Offline;
-        tracing::warn!(host = %host, "host offline: its session dropped");
-        self.publish_host(state, host);
+        self.send(events);
+    }
+
+    /// Routes a command to its host in a task; a mutating one is followed by a pull of the host,
+    /// reported back as [`ControllerMsg::Written`].
+    fn command(
+        &self,
+        myself: &ActorRef<ControllerMsg>,
+        state: &ControllerState,
+        host: &str,
+        cmd: Command,
+        reply: RpcReplyPort<CommandResult>,
+    ) {
+        let pull = match state.view.route(host) {
+            Ok(pull) => pull,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let (me, timeout) = (myself.clone(), self.config.call_timeout);
+        tokio::spawn(async move {
+            let deadline = Instant::now() + timeout;
+            let mutating = !cmd.is_antagonist();
+            let res = ask_host(&pull.manager, &pull.host, |r| ToHost::Command(Wire::new(cmd), r), timeout).await;
+            let res =
+                res.and_then(|r| r.map_err(|source| ControllerError::Refused { host: pull.host.clone(), source }));
+            match res {
+                Ok(ok) if mutating => {
+                    let left = deadline.saturating_duration_since(Instant::now()).max(MIN_PULL_TIMEOUT);
+                    let content = pull_host(&pull, left).await;
+                    let _ = me.cast(ControllerMsg::Written { pull, content, ok, reply });
+                }
+                other => {
+                    let _ = reply.send(other);
+                }
+            }
+        });
+    }
+
+    /// Merges the pull that followed a mutating command. The command took effect on its host
+    /// either way; an error here says the view could not follow it.
+    fn written(
+        &self,
+        state: &mut ControllerState,
+        pull: &Pull<ActorRef<ToHost>>,
+        content: Result<Content, ControllerError>,
+    ) -> Result<(), ControllerError> {
+        let unconfirmed = |source| ControllerError::Unconfirmed { host: pull.host.clone(), source: Box::new(source) };
+        let (merge, events) = state.view.pulled_after_command(pull, content).map_err(unconfirmed)?;
+        self.merged(&pull.host, merge, events);
+        match merge {
+            Merge::OtherLink => Err(unconfirmed(ControllerError::Dropped(pull.host.clone()))),
+            Merge::Applied | Merge::AppliedNextFull | Merge::Older => Ok(()),
+        }
     }
 
     fn add_host(
@@ -408,49 +330,52 @@ impl Controller {
         state: &mut ControllerState,
         host: &str,
         endpoint: Option<String>,
-    ) -> Result<HostRecord, String> {
-        if host.is_empty() || host.len() > 253 || host.chars().any(|c| c.is_control() || c == '/') {
-            return Err(format!("invalid host name {host:?}"));
+    ) -> Result<HostRecord, ControllerError> {
+        if let Some(known) = state.view.known_with(host, endpoint.as_deref())? {
+            self.save_known(&known)?;
         }
-        if state.known.upsert(host, endpoint.clone()) {
-            self.save_known(state)?;
-        }
-        let view = state.hosts.entry(host.to_owned()).or_insert_with(|| HostView::offline(host, None));
-        if endpoint.is_some() {
-            view.record.endpoint = endpoint;
-        }
-        let record = view.record.clone();
-        self.publish_host(state, host);
+        let (record, event) = state.view.add_host(host, endpoint, Instant::now())?;
+        self.send(vec![event]);
         self.dial_due(state);
         Ok(record)
     }
 
-    fn remove_host(&self, state: &mut ControllerState, host: &str) -> Result<(), HostUnavailable> {
-        let known = state.known.remove(host);
-        let view = state.hosts.remove(host);
-        if !known && view.is_none() {
-            return Err(HostUnavailable::Unknown(host.to_owned()));
+    fn remove_host(&self, state: &mut ControllerState, host: &str) -> Result<(), ControllerError> {
+        if let Some(known) = state.view.known_without(host)? {
+            self.save_known(&known)?;
         }
-        let _ = self.save_known(state);
+        let event = state.view.remove_host(host)?;
         tracing::info!(host = %host, "host removed from supervision");
-        let _ = self.events.send(FleetEvent::Containers { host: host.to_owned(), containers: vec![], removed: vec![] });
+        self.send(vec![event]);
         Ok(())
     }
 
-    fn save_known(&self, state: &ControllerState) -> Result<(), String> {
+    fn set_aggregation(&self, state: &mut ControllerState, d: Duration) -> Result<(), ControllerError> {
+        super::error::check_aggregation(d)?;
+        if let Some(store) = &self.store {
+            let stored = store.put(KEY_AGGREGATION_MS, &(d.as_millis() as u64));
+            stored.map_err(|source| self.storage_failed(ControllerError::Storage { what: "aggregation", source }))?;
+        }
+        state.view.set_aggregation(d)?;
+        tracing::info!(aggregation_ms = d.as_millis() as u64, "aggregation changed");
+        Ok(())
+    }
+
+    fn save_known(&self, known: &BTreeMap<String, super::known_hosts::KnownHost>) -> Result<(), ControllerError> {
         let Some(store) = &self.store else { return Ok(()) };
-        store.put(KEY_KNOWN_HOSTS, state.known.hosts()).map_err(|e| {
-            tracing::error!(error = %e, "cannot persist the known hosts");
-            e.to_string()
-        })
+        let stored = store.put(KEY_KNOWN_HOSTS, known);
+        stored.map_err(|source| self.storage_failed(ControllerError::Storage { what: "known hosts", source }))
+    }
+
+    fn storage_failed(&self, e: ControllerError) -> ControllerError {
+        tracing::error!(error = %e.chain(), "storage failed");
+        e
     }
 
     /// Dials the known hosts with an endpoint that are not online (cluster mode), with back-off.
     fn dial_due(&self, state: &mut ControllerState) {
         let Some(node) = &state.node else { return };
-        let hosts = &state.hosts;
-        let online = |h: &str| hosts.get(h).is_some_and(|v| v.record.status == HostStatus::Online);
-        for (host, endpoint) in state.known.due(Instant::now(), online, rand::random::<f64>()) {
+        for (host, endpoint) in state.view.due_dials(Instant::now(), rand::random::<f64>()) {
             let node = node.clone();
             tokio::spawn(async move {
                 if let Err(e) = ractor_cluster::client_connect(&node, endpoint.as_str()).await {
@@ -460,94 +385,57 @@ impl Controller {
         }
     }
 
-    /// Marks hosts offline after the configured number of missed heartbeats.
+    /// Dials who is due and marks hosts offline after the configured number of missed heartbeats.
     fn liveness(&self, state: &mut ControllerState) {
         self.dial_due(state);
-        let limit = self.config.heartbeat * self.config.missed_heartbeats;
-        let now = Instant::now();
-        let late: Vec<String> = state
-            .hosts
-            .iter()
-            .filter(|(_, v)| v.record.status == HostStatus::Online && now.duration_since(v.last_seen) > limit)
-            .map(|(h, _)| h.clone())
-            .collect();
-        for host in late {
-            if let Some(v) = state.hosts.get_mut(&host) {
-                v.record.status = HostStatus::Offline;
+        let events = state.view.liveness(Instant::now());
+        for e in &events {
+            if let FleetEvent::Host { host } = e {
+                tracing::warn!(host = %host.name, "host offline: heartbeats missed");
             }
-            tracing::warn!(host = %host, "host offline: heartbeats missed");
-            self.publish_host(state, &host);
+        }
+        self.send(events);
+    }
+
+    fn send(&self, events: Vec<FleetEvent>) {
+        for e in events {
+            let _ = self.events.send(e);
         }
     }
 
-    fn set_aggregation(&self, state: &mut ControllerState, d: Duration) -> Result<(), String> {
-        if d.is_zero() || d > Duration::from_secs(3600) {
-            return Err("aggregation must be within (0, 3600] seconds".to_owned());
-        }
-        if let Some(store) = &self.store {
-            store.put(KEY_AGGREGATION_MS, &(d.as_millis() as u64)).map_err(|e| e.to_string())?;
-        }
-        state.agg.set_window(d);
-        tracing::info!(aggregation_ms = d.as_millis() as u64, "aggregation changed");
-        Ok(())
-    }
-
-    fn fleet(state: &ControllerState) -> Fleet {
-        Fleet {
-            hosts: state.hosts.values().map(|v| v.record.clone()).collect(),
-            containers: state
-                .hosts
-                .iter()
-                .map(|(h, v)| (h.clone(), v.containers.values().cloned().collect()))
-                .collect(),
-            aggregation: state.agg.window().as_secs_f64(),
-        }
-    }
-
-    /// Publishes the view to REST readers when it changed (containers are shared between
-    /// snapshots until their host's content changes).
-    fn publish_snapshot(state: &mut ControllerState) {
-        let aggregation = state.agg.window().as_secs_f64();
+    /// Publishes the view to REST readers when it changed.
+    fn publish(state: &mut ControllerState) {
         let current = state.snapshot.borrow().clone();
-        let hosts: BTreeMap<String, HostSnapshot> = state
-            .hosts
-            .iter_mut()
-            .map(|(h, v)| {
-                let containers =
-                    v.shared.get_or_insert_with(|| Arc::new(v.containers.values().cloned().collect())).clone();
-                (h.clone(), HostSnapshot { record: v.record.clone(), containers })
-            })
-            .collect();
-        let same = current.aggregation == aggregation
-            && current.hosts.len() == hosts.len()
-            && hosts
-                .iter()
-                .zip(&current.hosts)
-                .all(|((h, a), (g, b))| h == g && a.record == b.record && Arc::ptr_eq(&a.containers, &b.containers));
-        if !same {
-            state.snapshot.send_replace(Arc::new(FleetSnapshot::new(hosts, aggregation)));
+        if let Some(next) = state.view.snapshot(&current) {
+            state.snapshot.send_replace(Arc::new(next));
         }
     }
 
-    fn manager(state: &ControllerState, host: &str) -> Result<ActorRef<ToHost>, HostUnavailable> {
-        let view = state.hosts.get(host).ok_or_else(|| HostUnavailable::Unknown(host.to_owned()))?;
-        match &view.manager {
-            Some(m) if view.record.status == HostStatus::Online => Ok(m.clone()),
-            _ => Err(HostUnavailable::Offline(host.to_owned())),
-        }
+    /// Publishes what the request changed, then answers it: the answer never overtakes the
+    /// snapshot.
+    fn answer<T>(state: &mut ControllerState, reply: RpcReplyPort<T>, value: T) {
+        Self::publish(state);
+        let _ = reply.send(value);
     }
+}
 
-    fn publish_host(&self, state: &ControllerState, host: &str) {
-        if let Some(v) = state.hosts.get(host) {
-            let _ = self.events.send(FleetEvent::Host { host: v.record.clone() });
+/// Pulls a host's content, with a timeout.
+async fn pull_host(pull: &Pull<ActorRef<ToHost>>, timeout: Duration) -> Result<Content, ControllerError> {
+    ask_host(&pull.manager, &pull.host, |r| ToHost::Pull(Wire::new(pull.request), r), timeout).await
+}
+
+/// Asks a host's link, with a timeout; every way it can fail is a [`ControllerError`].
+async fn ask_host<T: Send + 'static>(
+    manager: &ActorRef<ToHost>,
+    host: &str,
+    msg: impl FnOnce(RpcReplyPort<Wire<T>>) -> ToHost,
+    timeout: Duration,
+) -> Result<T, ControllerError> {
+    match manager.call(msg, Some(timeout)).await {
+        Ok(CallResult::Success(frame)) => {
+            frame.open().map_err(|source| ControllerError::Malformed { host: host.to_owned(), source })
         }
-    }
-
-    /// Counts one message exchanged with a host; returns its size.
-    fn count<T: Serialize>(&self, state: &mut ControllerState, msg: &T) -> u64 {
-        let size = wire_size(msg) as u64;
-        state.stats.messages += 1;
-        state.stats.bytes += size;
-        size
+        Ok(CallResult::Timeout) => Err(ControllerError::Timeout(host.to_owned())),
+        Ok(CallResult::SenderError) | Err(_) => Err(ControllerError::Dropped(host.to_owned())),
     }
 }

@@ -1,9 +1,14 @@
-//! The controller side: the [`actor::Controller`] (the fleet view REST reads), the durable
-//! [`known_hosts::KnownHosts`] and its end of the link to the hosts. Nothing here imports the host
-//! side; both speak only [`crate::actors::protocol`].
+//! The controller side: the [`actor::Controller`] (the actor REST talks to), its pure
+//! [`fleet_view::FleetView`] (every decision, no I/O), the durable [`known_hosts::KnownHosts`],
+//! its [`error::ControllerError`] and its end of the link to the hosts. Nothing here imports the
+//! host side; both speak only [`crate::actors::protocol`].
 
 pub mod actor;
+pub mod error;
+pub mod fleet_view;
 pub mod known_hosts;
 pub mod link;
 
-pub use actor::{Controller, ControllerMsg, Fleet, FleetEvent, HostUnavailable, Stats, Subscription};
+pub use actor::{CommandResult, Controller, ControllerMsg, Subscription};
+pub use error::ControllerError;
+pub use fleet_view::{Fleet, FleetEvent, FleetView, Stats};

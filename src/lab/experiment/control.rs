@@ -2,13 +2,11 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use ractor::ActorRef;
 
 use super::spec::RunSpec;
 use crate::actors::controller::ControllerMsg;
-use crate::actors::protocol::ToHost;
-use crate::actors::protocol::wire::Wire;
 use crate::actors::protocol::{Command, CommandOk};
 use crate::antagonist::config::{ConfigPatch, LossScope};
 
@@ -31,14 +29,13 @@ pub fn patch(spec: &RunSpec, i: usize) -> anyhow::Result<ConfigPatch> {
 }
 
 async fn command(controller: &ActorRef<ControllerMsg>, host: &str, cmd: Command) -> anyhow::Result<CommandOk> {
-    let manager = ractor::call_t!(controller, ControllerMsg::Manager, TIMEOUT.as_millis() as u64, host.to_owned())?
-        .with_context(|| format!("host {host}"))?;
-    let reply = manager.call(|r| ToHost::Command(Wire::new(cmd), r), Some(TIMEOUT)).await?;
-    let reply = match reply {
-        ractor::rpc::CallResult::Success(r) => r,
-        other => return Err(anyhow!("host {host} did not answer: {other:?}")),
+    let host = host.to_owned();
+    let reply =
+        controller.call(|reply| ControllerMsg::Command { host: host.clone(), cmd, reply }, Some(TIMEOUT)).await?;
+    let ractor::rpc::CallResult::Success(res) = reply else {
+        return Err(anyhow!("host {host} did not answer: {reply:?}"));
     };
-    reply.open().map_err(|e| anyhow!("host {host}: {e}"))?.map_err(|e| anyhow!("host {host}: {e}"))
+    Ok(res?)
 }
 
 /// Starts the antagonist on every host.
