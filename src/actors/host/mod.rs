@@ -3,7 +3,11 @@
 //! [`crate::actors::protocol`].
 
 pub mod antagonist;
+pub mod commands;
+pub mod healing;
 pub mod link;
 pub mod manager;
 pub mod probe;
+pub mod probes;
+pub mod restarts;
 pub mod state;
