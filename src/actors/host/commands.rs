@@ -57,3 +57,49 @@ fn persist(host: &HostState, store: Option<&Store>, key: &str) -> Result<(), Sto
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::model::{DockerState, Health, ObservedContainer};
+
+    fn config() -> ManagerConfig {
+        ManagerConfig::new("h")
+    }
+
+    fn web() -> ObservedContainer {
+        ObservedContainer {
+            id: "a".repeat(64),
+            name: "web".into(),
+            image: "img".into(),
+            ip: None,
+            labels: BTreeMap::new(),
+            state: DockerState::Running,
+            health: Health::None,
+        }
+    }
+
+    #[test]
+    fn applied_commands_survive_a_restart_of_the_manager() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), "manager.redb").unwrap();
+        let mut host = load(&config(), Some(&store)).unwrap();
+        host.observe(web(), Instant::now());
+        let threshold = crate::model::Threshold::new(55).unwrap();
+        assert_eq!(apply(&mut host, Some(&store), &Command::SetThreshold(threshold), Instant::now()), Ok(None));
+        let ignored = apply(&mut host, Some(&store), &Command::Ignore("web".into()), Instant::now());
+        assert_eq!(ignored, Ok(Some("a".repeat(64))));
+        let again = load(&config(), Some(&store)).unwrap();
+        assert_eq!(again.threshold, 55);
+        assert!(again.ignored.contains("web"));
+    }
+
+    #[test]
+    fn a_command_on_an_unknown_container_is_not_found() {
+        let mut host = load(&config(), None).unwrap();
+        let res = apply(&mut host, None, &Command::Monitor("nobody".into()), Instant::now());
+        assert!(matches!(res, Err(CommandError::NotFound(_))), "{res:?}");
+    }
+}

@@ -196,7 +196,12 @@ mod tests {
 
     fn window(loss_of_20: usize) -> WindowReport {
         let rtts = vec![Duration::from_millis(1); 20 - loss_of_20];
-        WindowReport { id: "a".repeat(64), ip: IpAddr::from(IP), started: Instant::now(), stats: WindowStats::from_rtts(20, &rtts) }
+        WindowReport {
+            id: "a".repeat(64),
+            ip: IpAddr::from(IP),
+            started: Instant::now(),
+            stats: WindowStats::from_rtts(20, &rtts),
+        }
     }
 
     fn at() -> Moment {

@@ -2,7 +2,7 @@
 //!
 //! It folds engine events, listings and probe windows into [`HostState`], asks its [`Healing`]
 //! strategy for a [`Plan`] and carries plans out: restarts run in spawned tasks
-//! ([`Restarts`]) whose outcome comes back as a message, retries are messages scheduled to
+//! ([`Engine`]) whose outcome comes back as a message, retries are messages scheduled to
 //! itself. It never waits inside a handler, and it keeps healing whether or not a controller is
 //! attached. Its children (probes, antagonist) and what happens when they die are drawn in
 //! [`super`].
@@ -15,20 +15,15 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::antagonist::{Antagonist, AntagonistMsg};
+use super::antagonist_child::AntagonistChild;
 use super::commands;
+use super::engine::{Engine, Inspection, RestartJob, RestartOutcome};
 use super::healing::{self, AfterRestart, Healing, Moment};
 use super::probe::WindowReport;
 use super::probes::Probes;
-use super::restarts::{RestartJob, RestartOutcome, Restarts};
 use super::state::{EventEffect, HostState, Plan};
-use crate::actors::protocol::ToController;
-use crate::actors::protocol::wire::Wire;
-use crate::actors::protocol::{
-    Command, CommandError, CommandOk, CommandReply, Content, Heartbeat, PullRequest, UpdateNotice,
-};
-use crate::antagonist::exec::Target;
-use crate::antagonist::inject::SystemInjector;
+use super::upstream::Upstream;
+use crate::actors::protocol::{Command, CommandOk, CommandReply, Content, PullRequest, ToController};
 use crate::config::ManagerConfig;
 use crate::model::{ContainerRecord, ObservedContainer, short_id};
 use crate::probe::Prober;
@@ -36,7 +31,7 @@ use crate::runtime::watch::{self, Watched};
 use crate::runtime::{ContainerRuntime, RuntimeError, RuntimeEvent};
 use crate::store::Store;
 
-pub use super::restarts::RESTARTS_IN_FLIGHT;
+pub use super::engine::RESTARTS_IN_FLIGHT;
 
 /// Messages of the host manager.
 #[derive(Debug)]
@@ -48,13 +43,13 @@ pub enum HostMsg {
     /// A listing finished.
     Listed(Result<Vec<ObservedContainer>, RuntimeError>),
     /// An inspection finished (`None`: the container is gone).
-    Inspected { id: String, obs: Result<Option<ObservedContainer>, RuntimeError> },
+    Inspected { id: String, obs: Inspection },
     /// A probe window ended.
     Window(WindowReport),
     /// Decide again for one container (scheduled retries and quarantine expiry).
     Reconcile(String),
     /// A restart ended; `obs` is the container inspected afterwards.
-    RestartDone { id: String, error: Option<RuntimeError>, obs: Result<Option<ObservedContainer>, RuntimeError> },
+    RestartDone { id: String, error: Option<RuntimeError>, obs: Inspection },
     /// Spawn the probe of a container again after it failed.
     RespawnProbe(String),
     /// Send a heartbeat to the controller.
@@ -93,16 +88,12 @@ pub struct ManagerState {
     /// How this manager heals: picked from `config.heal` once, at start-up.
     healing: Box<dyn Healing>,
     probes: Probes,
-    restarts: Restarts,
+    engine: Engine,
     /// Containers touched by the current message.
     dirty: BTreeSet<String>,
-    controller: Option<ActorRef<ToController>>,
-    /// A notice was sent and not yet answered by a pull.
-    notice_pending: bool,
+    upstream: Upstream,
     tasks: Vec<JoinHandle<()>>,
-    antagonist: Option<ActorRef<AntagonistMsg>>,
-    /// The targets last sent to the antagonist (`None`: none sent yet).
-    targets: Option<Vec<Target>>,
+    antagonist: AntagonistChild,
     /// When a held host-wide loss was last logged.
     host_wide_warned: Option<Instant>,
 }
@@ -139,25 +130,21 @@ impl Actor for HostManager {
             host,
             healing,
             probes: Probes::new(self.prober.clone(), c.window, c.probe_period, report),
-            restarts: Restarts::new(self.runtime.clone(), c.stop_timeout),
+            engine: Engine::new(self.runtime.clone(), c.select.clone(), c.stop_timeout),
             dirty: Default::default(),
-            controller: None,
-            notice_pending: false,
+            upstream: Upstream::default(),
             tasks,
-            antagonist: None,
-            targets: None,
+            antagonist: AntagonistChild::default(),
             host_wide_warned: None,
         };
-        Self::attach(&mut state, args.controller);
+        state.upstream.attach(args.controller);
         self.spawn_antagonist(&myself, &mut state).await;
         Ok(state)
     }
 
     async fn post_stop(&self, _myself: ActorRef<HostMsg>, state: &mut ManagerState) -> Result<(), ActorProcessingErr> {
         state.tasks.iter().for_each(JoinHandle::abort);
-        if let Some(a) = state.antagonist.take() {
-            let _ = a.stop_and_wait(None, Some(Duration::from_secs(2))).await;
-        }
+        state.antagonist.stop().await;
         Ok(())
     }
 
@@ -169,7 +156,7 @@ impl Actor for HostManager {
     ) -> Result<(), ActorProcessingErr> {
         let version_before = state.host.version;
         match msg {
-            HostMsg::Watched(Watched::Resync) | HostMsg::Resync => self.list(&myself),
+            HostMsg::Watched(Watched::Resync) | HostMsg::Resync => Self::list(&myself, state),
             HostMsg::Watched(Watched::Event(ev)) => self.on_event(&myself, state, &ev),
             HostMsg::Listed(res) => self.on_listed(&myself, state, res),
             HostMsg::Inspected { id, obs } => self.on_inspected(&myself, state, &id, obs),
@@ -182,11 +169,11 @@ impl Actor for HostManager {
                 state.probes.respawn_due(&id);
                 self.changed(state, [&id]);
             }
-            HostMsg::Heartbeat => Self::heartbeat(state),
+            HostMsg::Heartbeat => state.upstream.heartbeat(&state.host.name, state.host.version),
             HostMsg::Pull(req, reply) => Self::pull(state, req, reply),
             HostMsg::Command(cmd, reply) => self.command(&myself, state, cmd, reply),
-            HostMsg::SetController(c) => Self::attach(state, c),
-            HostMsg::Records(reply) => Self::records(state, reply),
+            HostMsg::SetController(c) => state.upstream.attach(c),
+            HostMsg::Records(reply) => drop(reply.send(state.host.records(Instant::now()))),
             HostMsg::RespawnAntagonist => self.spawn_antagonist(&myself, state).await,
         }
         self.finish(&myself, state, version_before).await;
@@ -199,11 +186,9 @@ impl Actor for HostManager {
         evt: SupervisionEvent,
         state: &mut ManagerState,
     ) -> Result<(), ActorProcessingErr> {
-        let antagonist = state.antagonist.as_ref().map(|a| a.get_id());
-        if evt.actor_id().is_some() && evt.actor_id() == antagonist && !matches!(evt, SupervisionEvent::ActorStarted(_))
-        {
+        if state.antagonist.is(evt.actor_id()) && !matches!(evt, SupervisionEvent::ActorStarted(_)) {
             tracing::warn!(host = %self.config.name, "antagonist exited: spawning an idle one");
-            state.antagonist = None;
+            state.antagonist.exited();
             myself.send_after(Duration::from_secs(1), || HostMsg::RespawnAntagonist);
             return Ok(());
         }
@@ -222,26 +207,9 @@ impl Actor for HostManager {
 }
 
 impl HostManager {
-    /// The controller's registration is the link's business ([`super::link`]).
-    fn attach(state: &mut ManagerState, controller: Option<ActorRef<ToController>>) {
-        state.controller = controller;
-        state.notice_pending = false;
-    }
-
-    fn list(&self, myself: &ActorRef<HostMsg>) {
-        let (rt, me, select) = (self.runtime.clone(), myself.clone(), self.config.select.clone());
-        tokio::spawn(async move {
-            let res = rt.list(select.as_ref()).await;
-            let _ = me.cast(HostMsg::Listed(res));
-        });
-    }
-
-    fn inspect(&self, myself: &ActorRef<HostMsg>, id: String) {
-        let (rt, me) = (self.runtime.clone(), myself.clone());
-        tokio::spawn(async move {
-            let obs = rt.inspect(&id).await;
-            let _ = me.cast(HostMsg::Inspected { id, obs });
-        });
+    fn list(myself: &ActorRef<HostMsg>, state: &ManagerState) {
+        let me = myself.clone();
+        state.engine.list(move |res| drop(me.cast(HostMsg::Listed(res))));
     }
 
     fn on_listed(
@@ -268,20 +236,15 @@ impl HostManager {
         match state.host.on_event(ev, Instant::now()) {
             EventEffect::Reconcile(id) => self.reconcile(myself, state, &id),
             EventEffect::Inspect(id) => {
-                self.inspect(myself, id.clone());
+                let me = myself.clone();
+                state.engine.inspect(id.clone(), move |id, obs| drop(me.cast(HostMsg::Inspected { id, obs })));
                 self.changed(state, [&id]);
             }
             EventEffect::Nothing => self.changed(state, [&ev.id]),
         }
     }
 
-    fn on_inspected(
-        &self,
-        myself: &ActorRef<HostMsg>,
-        state: &mut ManagerState,
-        id: &str,
-        obs: Result<Option<ObservedContainer>, RuntimeError>,
-    ) {
+    fn on_inspected(&self, myself: &ActorRef<HostMsg>, state: &mut ManagerState, id: &str, obs: Inspection) {
         match obs {
             Ok(Some(obs)) => state.host.observe(obs, Instant::now()),
             Ok(None) => state.host.remove(id),
@@ -322,7 +285,7 @@ impl HostManager {
             Plan::Act { op, reason, attempt, down_for } => {
                 let job = RestartJob { id, op, reason: reason.as_str(), attempt, down_for };
                 let me = myself.clone();
-                state.restarts.run(job, move |out| {
+                state.engine.restart(job, move |out| {
                     let _ = me.cast(HostMsg::RestartDone { id: out.id, error: out.error, obs: out.obs });
                 });
             }
@@ -390,42 +353,15 @@ impl HostManager {
             }
         }
         if state.host.version != version_before {
-            self.notify(state);
-            Self::send_targets(state);
+            state.upstream.notify(&state.host.name, state.host.version);
+            state.antagonist.send_targets(&state.host);
         }
     }
 
     /// Spawns the (idle) antagonist as a linked child.
     async fn spawn_antagonist(&self, myself: &ActorRef<HostMsg>, state: &mut ManagerState) {
-        let setup = &self.config.antagonist;
-        let injector = setup.injector.clone().unwrap_or_else(|| SystemInjector::detect(&setup.table));
-        let actor = Antagonist {
-            host: self.config.name.clone(),
-            runtime: self.runtime.clone(),
-            injector,
-            log_dir: setup.log_dir.clone(),
-        };
-        match Actor::spawn_linked(None, actor, Default::default(), myself.get_cell()).await {
-            Ok((a, _)) => {
-                state.antagonist = Some(a);
-                state.targets = None;
-                Self::send_targets(state);
-            }
-            Err(e) => tracing::error!(host = %self.config.name, error = %e, "cannot spawn the antagonist"),
-        }
-    }
-
-    /// Tells the antagonist the eligible containers (in scope, not ignored) when they changed.
-    fn send_targets(state: &mut ManagerState) {
-        let Some(a) = &state.antagonist else { return };
-        let host = &state.host;
-        let targets: Vec<Target> = (host.containers.values().filter(|t| !host.is_ignored(&t.obs)))
-            .map(|t| Target::new(t.obs.id.clone(), t.obs.name.clone(), &t.obs.labels, t.obs.ip))
-            .collect();
-        if state.targets.as_ref() != Some(&targets) {
-            let _ = a.cast(AntagonistMsg::Targets(targets.clone()));
-            state.targets = Some(targets);
-        }
+        let (rt, setup) = (self.runtime.clone(), &self.config.antagonist);
+        state.antagonist.spawn(&state.host, rt, setup, myself.get_cell()).await;
     }
 
     /// Forwards antagonist commands; applies (and persists) the manager's own.
@@ -437,14 +373,7 @@ impl HostManager {
         reply: RpcReplyPort<CommandReply>,
     ) {
         if cmd.is_antagonist() {
-            return match &state.antagonist {
-                Some(a) => {
-                    let _ = a.cast(AntagonistMsg::Command(cmd, reply));
-                }
-                None => {
-                    let _ = reply.send(Err(CommandError::Conflict("the antagonist is restarting".to_owned())));
-                }
-            };
+            return state.antagonist.forward(cmd, reply);
         }
         let res = commands::apply(&mut state.host, self.store.as_deref(), &cmd, Instant::now());
         let res = res.inspect(|id| {
@@ -462,31 +391,9 @@ impl HostManager {
         let _ = reply.send(out);
     }
 
-    fn notify(&self, state: &mut ManagerState) {
-        let Some(c) = &state.controller else { return };
-        if state.notice_pending {
-            return;
-        }
-        let notice = UpdateNotice { host: state.host.name.clone(), version: state.host.version };
-        state.notice_pending = c.cast(ToController::Notice(Wire::new(notice))).is_ok();
-    }
-
-    fn heartbeat(state: &mut ManagerState) {
-        if let Some(c) = &state.controller {
-            let hb = Heartbeat { host: state.host.name.clone(), version: state.host.version };
-            let _ = c.cast(ToController::Heartbeat(Wire::new(hb)));
-        }
-    }
-
     fn pull(state: &mut ManagerState, req: PullRequest, reply: RpcReplyPort<Content>) {
-        state.notice_pending = false;
+        state.upstream.pulled();
         let since = state.healing.answer_from(req.since);
         let _ = reply.send(state.host.content(since));
-    }
-
-    fn records(state: &ManagerState, reply: RpcReplyPort<Vec<ContainerRecord>>) {
-        let now = Instant::now();
-        let ids = state.host.containers.keys();
-        let _ = reply.send(ids.filter_map(|id| state.host.record(id, now)).collect());
     }
 }

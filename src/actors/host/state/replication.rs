@@ -30,6 +30,11 @@ impl HostState {
         })
     }
 
+    /// Every record, in id order.
+    pub fn records(&self, now: Instant) -> Vec<ContainerRecord> {
+        self.containers.keys().filter_map(|id| self.record(id, now)).collect()
+    }
+
     /// Re-derives every record; bumps the version for each that changed. True when any did.
     pub fn touch_all(&mut self, now: Instant) -> bool {
         let ids: Vec<String> = self.containers.keys().cloned().collect();

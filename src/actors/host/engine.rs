@@ -1,6 +1,7 @@
-//! Carrying restarts out: each in its own task, at most [`RESTARTS_IN_FLIGHT`] per host at once
-//! (each still one per container, which the state guarantees); the outcome comes back through
-//! a callback, which the manager turns into a message.
+//! The manager's requests to the engine: listings, inspections and (re)starts, each in its own
+//! task, at most [`RESTARTS_IN_FLIGHT`] restarts per host at once (each still one per container,
+//! which the state guarantees). Outcomes come back through callbacks, which the manager turns
+//! into messages: a handler never waits for the engine.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use tracing::Instrument;
 
 use super::state::RestartOp;
 use crate::model::{ObservedContainer, short_id};
-use crate::runtime::{ContainerRuntime, RuntimeError};
+use crate::runtime::{ContainerRuntime, RuntimeError, Selector};
 
 /// Restarts a manager runs at once; more wait their turn (each still one per container). A
 /// thousand at once took a Docker daemon down on a 2-core machine.
@@ -33,27 +34,47 @@ pub struct RestartJob<'a> {
 pub struct RestartOutcome {
     pub id: String,
     pub error: Option<RuntimeError>,
-    pub obs: Result<Option<ObservedContainer>, RuntimeError>,
+    pub obs: Inspection,
 }
 
-/// Runs the restarts of one host.
-pub struct Restarts {
+/// An inspection's answer (`None`: the container is gone).
+pub type Inspection = Result<Option<ObservedContainer>, RuntimeError>;
+
+/// Runs the engine requests of one host.
+pub struct Engine {
     runtime: Arc<dyn ContainerRuntime>,
+    /// The manager's scope, for listings.
+    select: Option<Selector>,
     /// The kill-fast restart's stop timeout.
     stop_timeout: Duration,
     /// Restarts in flight at once (the engine starts few containers well at a time).
     slots: Arc<Semaphore>,
 }
 
-impl Restarts {
-    pub fn new(runtime: Arc<dyn ContainerRuntime>, stop_timeout: Duration) -> Self {
-        Self { runtime, stop_timeout, slots: Arc::new(Semaphore::new(RESTARTS_IN_FLIGHT)) }
+impl Engine {
+    pub fn new(runtime: Arc<dyn ContainerRuntime>, select: Option<Selector>, stop_timeout: Duration) -> Self {
+        Self { runtime, select, stop_timeout, slots: Arc::new(Semaphore::new(RESTARTS_IN_FLIGHT)) }
+    }
+
+    /// Lists the containers in scope.
+    pub fn list(&self, done: impl FnOnce(Result<Vec<ObservedContainer>, RuntimeError>) + Send + 'static) {
+        let (rt, select) = (self.runtime.clone(), self.select.clone());
+        tokio::spawn(async move { done(rt.list(select.as_ref()).await) });
+    }
+
+    /// Inspects one container.
+    pub fn inspect(&self, id: String, done: impl FnOnce(String, Inspection) + Send + 'static) {
+        let rt = self.runtime.clone();
+        tokio::spawn(async move {
+            let obs = rt.inspect(&id).await;
+            done(id, obs);
+        });
     }
 
     /// Runs a (re)start in its own task and hands its outcome to `done`. `down_for` goes into
     /// the span as `down_ms`: with `waited_ms` (for a restart slot) and `took_ms` it splits a
     /// shutdown's downtime into our reaction and the engine's start.
-    pub fn run(&self, job: RestartJob<'_>, done: impl FnOnce(RestartOutcome) + Send + 'static) {
+    pub fn restart(&self, job: RestartJob<'_>, done: impl FnOnce(RestartOutcome) + Send + 'static) {
         let (rt, slots, stop, id, op) =
             (self.runtime.clone(), self.slots.clone(), self.stop_timeout, job.id.to_owned(), job.op);
         let span = tracing::info_span!(
