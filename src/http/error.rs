@@ -166,7 +166,7 @@ mod tests {
         let corrupt = serde_json::from_str::<u8>("x").unwrap_err();
         let storage = ControllerError::Storage {
             what: "known hosts",
-            source: StoreError::Corrupt { key: "k".into(), source: corrupt },
+            source: Box::new(StoreError::Corrupt { key: "k".into(), source: corrupt }),
         };
         assert_eq!(status(storage).0, 500, "a storage failure is never a 400");
         let (code, message) = status(ControllerError::InvalidHostName("a/b".into()));

@@ -59,13 +59,8 @@ pub enum ControllerMsg {
     /// A command for one host, answered with the host's OK or error, with the call timeout. A
     /// mutating one (threshold, ignore, monitor) is answered once the view shows its effect.
     Command { host: String, cmd: Command, reply: RpcReplyPort<CommandResult> },
-    /// A mutating command succeeded and its host was pulled: merge, publish, then answer `ok`.
-    Written {
-        pull: Pull<ActorRef<ToHost>>,
-        content: Result<Content, ControllerError>,
-        ok: CommandOk,
-        reply: RpcReplyPort<CommandResult>,
-    },
+    /// A mutating command succeeded and its host was pulled: merge, publish, then answer.
+    Written(Box<Written>),
     /// Change the aggregation window (durably).
     SetAggregation(Duration, RpcReplyPort<Result<(), ControllerError>>),
     /// Exchange counters.
@@ -78,6 +73,15 @@ pub enum ControllerMsg {
     RemoveHost(String, RpcReplyPort<Result<(), ControllerError>>),
     /// The published fleet snapshots and change events, for REST readers.
     Subscribe(RpcReplyPort<Subscription>),
+}
+
+/// The pull that followed a mutating command, and the command's answer to give once it is merged.
+#[derive(Debug)]
+pub struct Written {
+    pub pull: Pull<ActorRef<ToHost>>,
+    pub content: Result<Content, ControllerError>,
+    pub ok: CommandOk,
+    pub reply: RpcReplyPort<CommandResult>,
 }
 
 /// Local only: never crosses nodes.
@@ -171,7 +175,8 @@ impl Actor for Controller {
                 let _ = reply.send(state.view.fleet());
             }
             ControllerMsg::Command { host, cmd, reply } => self.command(&myself, state, &host, cmd, reply),
-            ControllerMsg::Written { pull, content, ok, reply } => {
+            ControllerMsg::Written(w) => {
+                let Written { pull, content, ok, reply } = *w;
                 let res = self.written(state, &pull, content).map(|()| ok);
                 Self::answer(state, reply, res);
             }
@@ -299,7 +304,7 @@ impl Controller {
                 Ok(ok) if mutating => {
                     let left = deadline.saturating_duration_since(Instant::now()).max(MIN_PULL_TIMEOUT);
                     let content = pull_host(&pull, left).await;
-                    let _ = me.cast(ControllerMsg::Written { pull, content, ok, reply });
+                    let _ = me.cast(ControllerMsg::Written(Box::new(Written { pull, content, ok, reply })));
                 }
                 other => {
                     let _ = reply.send(other);
@@ -354,7 +359,9 @@ impl Controller {
         super::error::check_aggregation(d)?;
         if let Some(store) = &self.store {
             let stored = store.put(KEY_AGGREGATION_MS, &(d.as_millis() as u64));
-            stored.map_err(|source| self.storage_failed(ControllerError::Storage { what: "aggregation", source }))?;
+            stored.map_err(|source| {
+                self.storage_failed(ControllerError::Storage { what: "aggregation", source: Box::new(source) })
+            })?;
         }
         state.view.set_aggregation(d)?;
         tracing::info!(aggregation_ms = d.as_millis() as u64, "aggregation changed");
@@ -364,7 +371,9 @@ impl Controller {
     fn save_known(&self, known: &BTreeMap<String, super::known_hosts::KnownHost>) -> Result<(), ControllerError> {
         let Some(store) = &self.store else { return Ok(()) };
         let stored = store.put(KEY_KNOWN_HOSTS, known);
-        stored.map_err(|source| self.storage_failed(ControllerError::Storage { what: "known hosts", source }))
+        stored.map_err(|source| {
+            self.storage_failed(ControllerError::Storage { what: "known hosts", source: Box::new(source) })
+        })
     }
 
     fn storage_failed(&self, e: ControllerError) -> ControllerError {

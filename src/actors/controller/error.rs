@@ -27,7 +27,7 @@ pub enum ControllerError {
     Storage {
         what: &'static str,
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     /// No such host in the fleet view.
     #[error("unknown host {0}")]
