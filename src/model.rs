@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 
 /// A packet-loss threshold in percent, 0–100: validated once, where it enters (a flag, a body,
 /// a label, a wire frame); everything past that edge holds a valid one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "u8", into = "u8")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(into = "u8")]
 pub struct Threshold(u8);
 
 /// A threshold outside 0–100, or not an integer.
@@ -57,6 +57,85 @@ impl std::str::FromStr for Threshold {
     fn from_str(s: &str) -> Result<Self, ThresholdError> {
         let n = s.trim().parse::<u8>().map_err(|_| ThresholdError(format!("{s:?}")))?;
         Self::new(n).map_err(|_| ThresholdError(format!("{s:?}")))
+    }
+}
+
+/// Reads a `u8` from a binary frame, and any JSON number with an integral value (`40` or `40.0`)
+/// from a body; anything else is a [`ThresholdError`] naming the value.
+impl<'de> Deserialize<'de> for Threshold {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_u8(ThresholdVisitor)
+    }
+}
+
+struct ThresholdVisitor;
+
+impl ThresholdVisitor {
+    fn check<E: serde::de::Error>(value: impl std::fmt::Display, n: Option<u8>) -> Result<Threshold, E> {
+        n.ok_or_else(|| ThresholdError(value.to_string())).and_then(Threshold::new).map_err(E::custom)
+    }
+}
+
+impl serde::de::Visitor<'_> for ThresholdVisitor {
+    type Value = Threshold;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an integer from 0 to 100")
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Threshold, E> {
+        Self::check(v, u8::try_from(v).ok())
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Threshold, E> {
+        Self::check(v, u8::try_from(v).ok())
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Threshold, E> {
+        let integral = v.fract() == 0.0 && (0.0..=255.0).contains(&v);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Self::check(v, integral.then_some(v as u8))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Threshold, E> {
+        Err(E::custom(ThresholdError(format!("{v:?}"))))
+    }
+}
+
+/// The controller's aggregation window in seconds, validated where it enters: finite, at least
+/// a millisecond (it is stored in milliseconds, so less would round to zero) and at most an hour.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Aggregation(f64);
+
+/// An aggregation window outside [0.001, 3600] seconds, or not a number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("aggregation must be a number of seconds from 0.001 to 3600, got {0}")]
+pub struct AggregationError(pub String);
+
+impl Aggregation {
+    /// Smallest window: one millisecond.
+    pub const MIN_SECS: f64 = 0.001;
+    /// Largest window: one hour.
+    pub const MAX_SECS: f64 = 3600.0;
+
+    pub fn new(secs: f64) -> Result<Self, AggregationError> {
+        if secs.is_finite() && (Self::MIN_SECS..=Self::MAX_SECS).contains(&secs) {
+            Ok(Self(secs))
+        } else {
+            Err(AggregationError(secs.to_string()))
+        }
+    }
+
+    /// The window in seconds.
+    pub fn secs(self) -> f64 {
+        self.0
+    }
+
+    /// The window as a duration (never zero).
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.0)
+    }
+}
+
+impl TryFrom<f64> for Aggregation {
+    type Error = AggregationError;
+    fn try_from(secs: f64) -> Result<Self, AggregationError> {
+        Self::new(secs)
     }
 }
 
@@ -227,6 +306,27 @@ mod tests {
         assert_eq!(serde_json::to_string(&Threshold::new(7).unwrap()).unwrap(), "7");
         let wire = crate::actors::protocol::wire::encode(&Threshold::new(100).unwrap()).unwrap();
         assert_eq!(crate::actors::protocol::wire::decode::<Threshold>(&wire).unwrap().get(), 100);
+    }
+
+    #[test]
+    fn a_json_threshold_is_any_integral_number_from_0_to_100() {
+        assert_eq!(serde_json::from_str::<Threshold>("40.0").map(Threshold::get).ok(), Some(40));
+        assert_eq!(serde_json::from_str::<Threshold>("0").map(Threshold::get).ok(), Some(0));
+        for bad in ["40.5", "-1", "256", "1e300", "\"7\"", "null"] {
+            let e = serde_json::from_str::<Threshold>(bad).unwrap_err().to_string();
+            assert!(e.contains("threshold") || e.contains("0 to 100"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn aggregation_is_finite_and_within_a_millisecond_and_an_hour() {
+        assert_eq!(Aggregation::new(0.2).map(Aggregation::secs), Ok(0.2));
+        assert_eq!(Aggregation::new(3600.0).map(Aggregation::secs), Ok(3600.0));
+        assert!(!Aggregation::new(0.001).unwrap().duration().is_zero());
+        for bad in [0.0, -1.0, 3.9e-91, 0.000_999, 3600.5, f64::NAN, f64::INFINITY] {
+            let e = Aggregation::new(bad).unwrap_err().to_string();
+            assert!(e.starts_with("aggregation must be"), "{bad}: {e}");
+        }
     }
 
     const ITEMS: [(&str, &str); 3] = [("abc111", "web"), ("abc222", "db"), ("def333", "abc")];

@@ -442,3 +442,68 @@ mod bodies {
         });
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_config_with_a_tiny_aggregation_is_a_400_naming_the_field() {
+    let s = setup(None).await;
+    for body in [r#"{"aggregation": 3.9e-91}"#, r#"{"aggregation": 0.0009}"#, r#"{"aggregation": 3600.5}"#] {
+        let (st, b) = call(&s.api, "PUT", "/config", Some(body), None).await;
+        assert_error(st, &b, 400, "bad_request");
+        assert!(b["message"].as_str().unwrap().starts_with("aggregation"), "{body}: {b}");
+    }
+    let (st, b) = call(&s.api, "PUT", "/config", Some(r#"{"aggregation": 0.001}"#), None).await;
+    assert_eq!((st, b["aggregation"].as_f64()), (200, Some(0.001)), "{b}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_messages_name_the_field_in_plain_words() {
+    let s = setup(None).await;
+    let cases = [
+        ("POST", "/containers", r#"{"threshold": "x"}"#, "threshold"),
+        ("POST", "/containers/h", r#"{"threshold": 10.5}"#, "threshold"),
+        ("POST", "/containers/h", r#"{"threshold": null}"#, "threshold"),
+        ("PUT", "/config", r#"{"aggregation": "NaN"}"#, "aggregation"),
+        ("PUT", "/config", r#"{"aggregation": true}"#, "aggregation"),
+        ("PUT", "/containers/h", r#"{"endpoint": 5}"#, "endpoint"),
+        ("POST", "/antagonist", r#"{"heavy": "lots"}"#, "heavy"),
+        ("PUT", "/antagonist/h", r#"{"seed": -1}"#, "seed"),
+    ];
+    for (method, path, body, field) in cases {
+        let (st, b) = call(&s.api, method, path, Some(body), None).await;
+        assert_error(st, &b, 400, "bad_request");
+        let m = b["message"].as_str().unwrap();
+        assert!(m.starts_with(field), "{method} {path} {body}: {m}");
+        for rust in ["i64", "u64", "u8", "f64", "invalid type", "invalid value", "`"] {
+            assert!(!m.contains(rust), "{method} {path} {body}: {m} leaks {rust:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_threshold_written_as_an_integral_float_is_accepted() {
+    let s = setup(None).await;
+    let (st, b) = call(&s.api, "POST", "/containers/h", Some(r#"{"threshold": 40.0}"#), None).await;
+    assert_eq!((st, b["threshold"].as_u64()), (200, Some(40)), "{b}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_answer_the_content_type_the_openapi_document_names() {
+    let s = setup(None).await;
+    let res = warp::test::request().path("/metrics").reply(&routes(s.api.clone())).await;
+    let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
+    let doc: Value = serde_json::from_str(hms::http::openapi::document()).unwrap();
+    let documented = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"].as_object().unwrap();
+    assert!(documented.contains_key(&ct), "/metrics answers {ct}, the document names {documented:?}");
+    assert!(String::from_utf8_lossy(res.body()).trim_end().ends_with("# EOF"), "OpenMetrics text ends with # EOF");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_segments_are_percent_decoded_and_optional_bodies_may_be_null() {
+    let s = setup(None).await;
+    let (st, b) = call(&s.api, "GET", "/containers/%68/w%65b", None, None).await;
+    assert_eq!((st, b["name"].as_str()), (200, Some("web")), "{b}");
+    let (st, b) = call(&s.api, "PUT", "/containers/my%20host", Some("null"), None).await;
+    assert_eq!((st, b["name"].as_str()), (200, Some("my host")), "{b}");
+    let (st, b) = call(&s.api, "PUT", "/containers/far", Some(r#"{"endpoint": ""}"#), None).await;
+    assert_error(st, &b, 400, "bad_request");
+}

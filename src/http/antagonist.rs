@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use warp::reply::{Reply, Response, json};
 use warp::{Filter, Rejection};
 
-use super::{Api, ApiError, BODY_LIMIT, authorized, json_body, with_api};
+use super::{Api, ApiError, BODY_LIMIT, Segment, authorized, json_body, with_api};
 use crate::actors::protocol::{AntagonistStatus, Command, CommandOk};
 use crate::antagonist::plan::ConfigPatch;
 use crate::antagonist::truth::{AttackRecord, parse_time};
@@ -35,7 +35,8 @@ fn fleet(api: Api) -> impl Filter<Extract = (Response,), Error = Rejection> + Cl
 
 /// `/antagonist/{address}`: GET, PUT, POST, DELETE on one host.
 fn one_host(api: Api) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("antagonist" / String)
+    warp::path!("antagonist" / Segment)
+        .map(String::from)
         .and(action(api))
         .and_then(|host: String, (action, api): (Action, Api)| async move { on_host(host, action, api).await })
 }
@@ -74,7 +75,13 @@ enum Action {
 impl Action {
     /// The command, once the body is validated (a 400 naming the field otherwise).
     fn command(self) -> Result<Command, ApiError> {
-        let check = |p: &ConfigPatch| p.validate().map_err(|e| ApiError::BadRequest(e.to_string()));
+        let check = |p: &ConfigPatch| {
+            if p.seed.is_some_and(|s| s > super::body::MAX_EXACT_INTEGER) {
+                let max = super::body::MAX_EXACT_INTEGER;
+                return Err(ApiError::BadRequest(format!("seed must be an integer from 0 to {max} (exact in JSON)")));
+            }
+            p.validate().map_err(|e| ApiError::BadRequest(e.to_string()))
+        };
         Ok(match self {
             Action::Status => Command::AntagonistStatus,
             Action::Start(p) => {
@@ -123,14 +130,9 @@ fn optional_patch() -> impl Filter<Extract = (Option<ConfigPatch>,), Error = Rej
         })
         .untuple_one()
         .and(warp::body::bytes())
-        .and_then(|bytes: bytes::Bytes| async move {
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                return Ok(None);
-            }
-            serde_json::from_slice::<ConfigPatch>(&bytes)
-                .map(Some)
-                .map_err(|e| reject(ApiError::BadRequest(format!("invalid JSON body: {e}"))))
-        })
+        .and_then(
+            |bytes: bytes::Bytes| async move { super::body::decode_optional::<ConfigPatch>(&bytes).map_err(reject) },
+        )
 }
 
 fn status_of(ok: CommandOk, host: &str) -> Result<AntagonistStatus, ApiError> {

@@ -12,23 +12,20 @@ use super::error::ErrorBody;
 use super::{Api, ApiError};
 use crate::actors::controller::ControllerMsg;
 use crate::actors::protocol::{Command, CommandOk};
-use crate::model::{ContainerRecord, HostRecord, LookupError, Threshold, ThresholdError};
+use crate::model::{Aggregation, ContainerRecord, HostRecord, LookupError, Threshold};
 
 /// `{"threshold": 0..100}`
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ThresholdBody {
     /// Packet-loss threshold in percent, 0–100.
-    #[schema(minimum = 0, maximum = 100)]
-    threshold: i64,
+    #[schema(value_type = u8, minimum = 0, maximum = 100)]
+    threshold: Threshold,
 }
 
 impl ThresholdBody {
     fn value(&self) -> Result<Threshold, ApiError> {
-        let invalid = || ThresholdError(self.threshold.to_string());
-        let t =
-            u8::try_from(self.threshold).map_err(|_| invalid()).and_then(|t| Threshold::new(t).map_err(|_| invalid()));
-        t.map_err(|e| ApiError::BadRequest(e.to_string()))
+        Ok(self.threshold)
     }
 }
 
@@ -36,7 +33,8 @@ impl ThresholdBody {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigBody {
-    /// Aggregation window of the controller, in seconds, within (0, 3600].
+    /// Aggregation window of the controller, in seconds, from 0.001 to 3600.
+    #[schema(minimum = 0.001, maximum = 3600)]
     aggregation: f64,
 }
 
@@ -44,7 +42,10 @@ pub struct ConfigBody {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddHostBody {
-    /// Cluster address of the host's manager node; the controller dials it.
+    /// Cluster address of the host's manager node, `host:port` (port 1–65535); the controller dials it.
+    #[schema(
+        pattern = r"^[^\s/\x00-\x1f\x7f-\x9f]+:\+?0*([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"
+    )]
     endpoint: Option<String>,
 }
 
@@ -188,8 +189,9 @@ pub async fn set_threshold_everywhere(body: ThresholdBody, api: Api) -> Result<R
 }
 
 /// Adds a Docker host: the controller keeps it in its known hosts and dials its endpoint.
-#[utoipa::path(put, path = "/containers/{address}", tag = "hosts", request_body(content = AddHostBody, description = "optional"),
-    params(("address" = String, Path, description = "host name")), security(("bearer" = [])),
+#[utoipa::path(put, path = "/containers/{address}", tag = "hosts", request_body(content = Option<AddHostBody>, description = "optional"),
+    params(("address" = String, Path, description = "host name: no '/' nor control characters, at most 253 bytes",
+            pattern = r"^[^/\x00-\x1f\x7f-\x9f]+$", max_length = 253)), security(("bearer" = [])),
     responses((status = 200, body = HostRecord), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn add_host(host: String, body: AddHostBody, api: Api) -> Result<Response, Rejection> {
     let endpoint = body.endpoint().map_err(reject)?;
@@ -260,23 +262,20 @@ pub async fn get_config(api: Api) -> Result<Response, Rejection> {
 #[utoipa::path(put, path = "/config", tag = "config", request_body = ConfigBody, security(("bearer" = [])),
     responses((status = 200, body = ConfigBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn put_config(body: ConfigBody, api: Api) -> Result<Response, Rejection> {
-    let secs = body.aggregation;
-    if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
-        return Err(reject(ApiError::BadRequest(format!("aggregation must be within (0, 3600] seconds, got {secs}"))));
-    }
-    let d = std::time::Duration::from_secs_f64(secs);
+    let agg = Aggregation::new(body.aggregation).map_err(|e| reject(ApiError::BadRequest(e.to_string())))?;
+    let (secs, d) = (agg.secs(), agg.duration());
     api.ask(|r| ControllerMsg::SetAggregation(d, r)).await.map_err(reject)?.map_err(|e| reject(e.into()))?;
     Ok(json(&ConfigBody { aggregation: secs }).into_response())
 }
 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "observability",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+    responses((status = 200, description = "Prometheus text format (OpenMetrics 1.0, as prometheus-client encodes it)",
+        content_type = super::metrics::CONTENT_TYPE, body = String)))]
 pub async fn metrics(api: Api) -> Result<Response, Rejection> {
     let stats = api.ask(ControllerMsg::Stats).await.ok();
     let text = api.metrics.render(&api.snapshot(), stats.as_ref());
     let mut res = Response::new(text.into());
-    let ct = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    res.headers_mut().insert(CONTENT_TYPE, warp::http::HeaderValue::from_static(ct));
+    res.headers_mut().insert(CONTENT_TYPE, warp::http::HeaderValue::from_static(super::metrics::CONTENT_TYPE));
     Ok(res)
 }

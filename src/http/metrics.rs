@@ -25,6 +25,10 @@ use crate::fleet::FleetSnapshot;
 use crate::model::{ContainerState, HostStatus};
 use crate::probe::counting::ProbeCounters;
 
+/// The content type of a scrape: prometheus-client's text encoder writes OpenMetrics 1.0 (with
+/// `# EOF` and `_total` counters), which Prometheus negotiates.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 const STATES: [(ContainerState, &str); 6] = [
     (ContainerState::Running, "running"),
     (ContainerState::Restarting, "restarting"),

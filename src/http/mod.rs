@@ -10,6 +10,7 @@
 //! - [`antagonist`]: `/antagonist`, `/antagonist/{address}`, `/attacks`.
 
 pub mod antagonist;
+pub mod body;
 mod dashboard;
 pub mod error;
 mod events;
@@ -30,6 +31,7 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::actors::controller::{ControllerMsg, FleetEvent};
 use crate::fleet::FleetSnapshot;
+pub use body::Segment;
 pub use error::ApiError;
 pub use metrics::Metrics;
 
@@ -155,12 +157,11 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-/// A JSON body of type `T`, limited in size; any decoding problem is a 400 naming it.
+/// A JSON body of type `T`, limited in size; any decoding problem is a 400 naming the field.
 pub fn json_body<T: DeserializeOwned + Send>() -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
-    warp::body::content_length_limit(BODY_LIMIT).and(warp::body::bytes()).and_then(|bytes: bytes::Bytes| async move {
-        serde_json::from_slice::<T>(&bytes)
-            .map_err(|e| warp::reject::custom(ApiError::BadRequest(format!("invalid JSON body: {e}"))))
-    })
+    warp::body::content_length_limit(BODY_LIMIT)
+        .and(warp::body::bytes())
+        .and_then(|bytes: bytes::Bytes| async move { body::decode::<T>(&bytes).map_err(warp::reject::custom) })
 }
 
 /// An optional JSON body: none (no Content-Length nor Transfer-Encoding) or an empty one means
@@ -169,11 +170,7 @@ fn optional_json_body<T: DeserializeOwned + Default + Send>() -> impl Filter<Ext
 {
     let present = warp::body::content_length_limit(BODY_LIMIT).and(warp::body::bytes()).and_then(
         |bytes: bytes::Bytes| async move {
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                return Ok(T::default());
-            }
-            serde_json::from_slice::<T>(&bytes)
-                .map_err(|e| warp::reject::custom(ApiError::BadRequest(format!("invalid JSON body: {e}"))))
+            body::decode_optional::<T>(&bytes).map(Option::unwrap_or_default).map_err(warp::reject::custom)
         },
     );
     let absent = warp::header::optional::<String>("content-length")
@@ -198,7 +195,7 @@ fn containers(api: Api) -> impl Filter<Extract = (warp::reply::Response,), Error
 
 /// `/containers/{address}`: GET, PUT (add host), POST (threshold), DELETE (remove host).
 fn host_containers(api: Api) -> impl Filter<Extract = (warp::reply::Response,), Error = Rejection> + Clone {
-    let path = || warp::path!("containers" / String);
+    let path = || warp::path!("containers" / Segment).map(String::from);
     let get = path().and(warp::get()).and(with_api(api.clone())).and_then(handlers::host_view);
     let put = path()
         .and(warp::put())
@@ -219,7 +216,8 @@ fn host_containers(api: Api) -> impl Filter<Extract = (warp::reply::Response,), 
 
 /// `/containers/{address}/{id}`: GET one, PUT monitor, DELETE ignore.
 fn container(api: Api) -> impl Filter<Extract = (warp::reply::Response,), Error = Rejection> + Clone {
-    let path = || warp::path!("containers" / String / String);
+    let path = || warp::path!("containers" / Segment / Segment).map(|h: Segment, c: Segment| (h.into(), c.into()));
+    let path = move || path().untuple_one();
     let get = path().and(warp::get()).and(with_api(api.clone())).and_then(handlers::one_container);
     let put =
         path().and(warp::put()).and(authorized(api.clone())).and(with_api(api.clone())).and_then(handlers::monitor);

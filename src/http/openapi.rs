@@ -29,7 +29,7 @@ use crate::model::{ContainerRecord, ContainerState, HostRecord, HostStatus};
         antagonist_doc::attacks,
         events::stream, handlers::metrics, openapi_json, swagger_ui, dashboard::index,
     ),
-    components(schemas(ContainerRecord, ContainerState, HostRecord, HostStatus, ErrorBody)),
+    components(schemas(ContainerRecord, ContainerState, HostRecord, HostStatus, ErrorBody, antagonist_doc::AntagonistConfig)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -103,33 +103,73 @@ pub fn swagger_ui(tail: &str, config: Arc<utoipa_swagger_ui::Config<'static>>) -
 /// The antagonist's endpoints as the REST contract fixes them (implemented in `super::antagonist`).
 #[allow(dead_code)]
 mod antagonist_doc {
+    use serde::Deserialize;
+    use utoipa::ToSchema;
+
     use super::ErrorBody;
+
+    /// A partial antagonist configuration (`crate::antagonist::plan::ConfigPatch`): a missing
+    /// field keeps its value; `scenario` applies a built-in scenario first.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct AntagonistConfig {
+        #[schema(value_type = Option<String>, pattern = "^(test_low_low|test_low_high|test_high_low|test_high_high)$")]
+        scenario: Option<String>,
+        /// Probability of an attack, percent.
+        #[schema(minimum = 0, maximum = 100)]
+        heavy: Option<f64>,
+        /// Probability that an attack is a shutdown (else packet loss), percent.
+        #[schema(minimum = 0, maximum = 100)]
+        balance: Option<f64>,
+        /// Mean packet loss of a loss attack, percent.
+        #[schema(minimum = 0, maximum = 100)]
+        loss: Option<f64>,
+        #[schema(minimum = 0, maximum = 100)]
+        loss_stddev: Option<f64>,
+        /// Mean gap between attacks, seconds.
+        #[schema(minimum = 0.001, maximum = 86400)]
+        frequency: Option<f64>,
+        /// Mean length of a loss attack, seconds.
+        #[schema(minimum = 0.001, maximum = 86400)]
+        duration: Option<f64>,
+        #[schema(minimum = 0, maximum = 9007199254740991_u64)]
+        seed: Option<u64>,
+        #[schema(value_type = Option<String>, pattern = "^(link|container)$")]
+        loss_scope: Option<String>,
+        /// Grace of a `docker stop`, seconds.
+        #[schema(minimum = 0, maximum = 20)]
+        stop_timeout: Option<f64>,
+        /// Bound of the run, seconds; `0` also removes the bound (left out of this schema: JSON
+        /// Schema cannot say "0 or at least 0.001" without `oneOf`, which generators handle poorly).
+        #[schema(minimum = 0.001, maximum = 86400)]
+        run_time: Option<f64>,
+    }
 
     /// Antagonist status on every host.
     #[utoipa::path(get, path = "/antagonist", tag = "antagonist", responses((status = 200, description = "status of every host", body = Object), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
     pub fn status() {}
     /// Starts the antagonist on every host.
-    #[utoipa::path(put, path = "/antagonist", tag = "antagonist", request_body(content = Object, description = "optional antagonist configuration"), security(("bearer" = [])), responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    #[utoipa::path(put, path = "/antagonist", tag = "antagonist", request_body(content = Option<AntagonistConfig>, description = "optional antagonist configuration"), security(("bearer" = [])), responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
     pub fn start() {}
-    /// Configures the antagonist on every host: `{"heavy","balance","loss","frequency","duration","seed","loss_scope","stop_timeout"}`.
-    #[utoipa::path(post, path = "/antagonist", tag = "antagonist", request_body(content = Object, description = "antagonist configuration"), security(("bearer" = [])), responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    /// Configures the antagonist on every host.
+    #[utoipa::path(post, path = "/antagonist", tag = "antagonist", request_body(content = AntagonistConfig, description = "antagonist configuration"), security(("bearer" = [])), responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
     pub fn configure() {}
     /// Stops the antagonist on every host.
-    #[utoipa::path(delete, path = "/antagonist", tag = "antagonist", security(("bearer" = [])), responses((status = 200, body = Object), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    #[utoipa::path(delete, path = "/antagonist", tag = "antagonist", security(("bearer" = [])), responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
     pub fn stop() {}
     /// Antagonist status of one host.
-    #[utoipa::path(get, path = "/antagonist/{address}", tag = "antagonist", params(("address" = String, Path)), responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    #[utoipa::path(get, path = "/antagonist/{address}", tag = "antagonist", params(("address" = String, Path)), responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
     pub fn host_status() {}
     /// Starts the antagonist on one host.
-    #[utoipa::path(put, path = "/antagonist/{address}", tag = "antagonist", params(("address" = String, Path)), request_body(content = Object, description = "optional configuration"), security(("bearer" = [])), responses((status = 200, body = Object), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    #[utoipa::path(put, path = "/antagonist/{address}", tag = "antagonist", params(("address" = String, Path)), request_body(content = Option<AntagonistConfig>, description = "optional configuration"), security(("bearer" = [])), responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
     pub fn host_start() {}
     /// Configures the antagonist on one host.
-    #[utoipa::path(post, path = "/antagonist/{address}", tag = "antagonist", params(("address" = String, Path)), request_body(content = Object, description = "antagonist configuration"), security(("bearer" = [])), responses((status = 200, body = Object), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    #[utoipa::path(post, path = "/antagonist/{address}", tag = "antagonist", params(("address" = String, Path)), request_body(content = AntagonistConfig, description = "antagonist configuration"), security(("bearer" = [])), responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
     pub fn host_configure() {}
     /// Stops the antagonist on one host.
-    #[utoipa::path(delete, path = "/antagonist/{address}", tag = "antagonist", params(("address" = String, Path)), security(("bearer" = [])), responses((status = 200, body = Object), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    #[utoipa::path(delete, path = "/antagonist/{address}", tag = "antagonist", params(("address" = String, Path)), security(("bearer" = [])), responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
     pub fn host_stop() {}
-    /// The ground-truth log of every attack (`?since=RFC3339`, `?host=NAME`).
-    #[utoipa::path(get, path = "/attacks", tag = "antagonist", params(("since" = Option<String>, Query, description = "RFC 3339"), ("host" = Option<String>, Query)), responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    /// The ground-truth log of every attack, oldest first (`?since=RFC3339`, `?host=NAME`).
+    #[utoipa::path(get, path = "/attacks", tag = "antagonist", params(("since" = Option<String>, Query, format = DateTime, description = "RFC 3339"), ("host" = Option<String>, Query)), responses((status = 200, body = [Object]), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
     pub fn attacks() {}
 }
