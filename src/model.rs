@@ -89,7 +89,11 @@ impl serde::de::Visitor<'_> for ThresholdVisitor {
     }
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Threshold, E> {
         let integral = v.fract() == 0.0 && (0.0..=255.0).contains(&v);
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "integral and within 0..=255 (checked above)"
+        )]
         Self::check(v, integral.then_some(v as u8))
     }
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Threshold, E> {

@@ -101,6 +101,9 @@ async fn hmsctl_drives_a_standalone_node_on_real_docker() {
             let _ = tx.send(line);
         }
     });
+    // `hmsctl watch` prints nothing before the first change, so there is no line to wait for:
+    // give its SSE subscription time to open before the change it must show
+    #[allow(clippy::disallowed_methods, reason = "synchronous test thread; no output to wait for")]
     std::thread::sleep(Duration::from_millis(300));
     docker(&["kill", &name]);
     let deadline = std::time::Instant::now() + Duration::from_secs(15) * common::patience();

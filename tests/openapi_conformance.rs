@@ -71,6 +71,7 @@ fn schemathesis(addr: &str, reports: &std::path::Path) -> Command {
         .args(["--report", "junit", "--report-dir"])
         .arg(reports)
         .env("SCHEMATHESIS_TELEMETRY", "false")
+        .current_dir(reports)
         .stdin(Stdio::null());
     cmd
 }
@@ -99,6 +100,7 @@ fn run(addr: &str, only: &[&str]) {
             let _ = child.wait();
             break None;
         }
+        #[allow(clippy::disallowed_methods, reason = "a synchronous poll of a child process, outside any runtime")]
         std::thread::sleep(Duration::from_millis(100));
     };
     let text = readers.join().unwrap();

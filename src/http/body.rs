@@ -32,7 +32,11 @@ fn integral_to_integer(v: &mut Value) {
     match v {
         Value::Number(n) if n.is_f64() => {
             let f = n.as_f64().unwrap_or(f64::NAN);
-            #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+            #[allow(
+                clippy::cast_precision_loss,
+                clippy::cast_possible_truncation,
+                reason = "bounded by MAX_EXACT_INTEGER, exact in f64"
+            )]
             if f.fract() == 0.0 && f.abs() <= MAX_EXACT_INTEGER as f64 {
                 *v = Value::from(f as i64);
             }
@@ -167,7 +171,7 @@ mod tests {
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
+    #[allow(dead_code, reason = "only its deserialization is tested")]
     struct Body {
         count: i64,
         ratio: f64,

@@ -101,7 +101,7 @@ pub fn swagger_ui(tail: &str, config: Arc<utoipa_swagger_ui::Config<'static>>) -
 }
 
 /// The antagonist's endpoints as the REST contract fixes them (implemented in `super::antagonist`).
-#[allow(dead_code)]
+#[allow(dead_code, reason = "these functions exist only for their utoipa annotations")]
 mod antagonist_doc {
     use serde::Deserialize;
     use utoipa::ToSchema;

@@ -1,6 +1,6 @@
 //! Test harness: an in-process fleet over the fake runtime and prober, a real-Docker fixture
 //! that cleans up after itself, nftables packet loss, real `hms` processes, and `eventually`.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -363,6 +363,7 @@ impl HmsProcess {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Some(status);
             }
+            #[allow(clippy::disallowed_methods, reason = "a synchronous poll of a child process, outside any runtime")]
             std::thread::sleep(Duration::from_millis(20));
         }
         None

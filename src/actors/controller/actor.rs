@@ -6,6 +6,9 @@
 //! shows the change is published, so a REST read that follows a 2xx sees it. A mutating command
 //! (threshold, ignore, monitor) is answered only once its host has been pulled and the content
 //! merged ([`ControllerMsg::Written`]): read-your-writes without waiting for the window.
+//!
+//! Over 400 lines on purpose: it is one cohesive thing, the table of the controller's messages
+//! and the effect each one has; every decision is already in [`FleetView`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -5,6 +5,9 @@
 //!
 //! It holds the hosts (record, link, content version, containers), the [`Aggregator`]
 //! bookkeeping, the durable [`KnownHosts`] and the exchange [`Stats`].
+//!
+//! Over 400 lines on purpose: one cohesive state machine (membership, liveness, aggregation and
+//! merge all read and change the same host entries); its tests are in `fleet_view/tests.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
