@@ -8,6 +8,7 @@
 //!   the one [`policy::Backoff`], the aggregation window.
 //! - [`runtime`]: Docker behind the `ContainerRuntime` trait (bollard and an in-memory fake).
 //! - [`probe`]: ICMP echo windows behind the `Prober` trait (surge-ping and a fake).
+//! - [`resources`]: a container's CPU and memory from its cgroup files (v1 and v2).
 //! - [`antagonist`]: fault injection (seeded planner, shutdowns, packet loss with netem or
 //!   nftables, ground-truth log); its actor is [`actors::host::antagonist`].
 //! - [`http`]: the REST API on warp.
@@ -32,6 +33,7 @@ pub mod model;
 pub mod node;
 pub mod policy;
 pub mod probe;
+pub mod resources;
 pub mod runtime;
 pub mod shutdown;
 pub mod store;
