@@ -23,15 +23,7 @@ async fn setup(token: Option<&str>) -> Setup {
     let fleet = FakeFleet::start(test_manager_config("h", None)).await;
     let web = fleet.runtime.add("web", &[]);
     fleet.runtime.add("db", &[]);
-    let api = Api::connect(fleet.node.controller.clone(), Duration::from_millis(800), token.map(str::to_owned))
-        .await
-        .expect("api connects");
-    let probe = api.clone();
-    eventually(Duration::from_secs(10), "two containers published", || {
-        let n = probe.snapshot().containers().count();
-        async move { n == 2 }
-    })
-    .await;
+    let api = common::fleet_api(&fleet, token, 2).await;
     Setup { fleet, api, web }
 }
 

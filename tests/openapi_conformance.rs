@@ -12,7 +12,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{FakeFleet, eventually, test_manager_config};
+use common::{FakeFleet, test_manager_config};
 use hms::http::Api;
 
 /// The schemathesis release this test is written against (installed by `.ci/run`).
@@ -40,15 +40,7 @@ fn schemathesis_version() -> String {
 
 /// A server over the fake fleet on `127.0.0.1:0`; answers its address.
 async fn serve(fleet: &FakeFleet) -> (String, tokio::sync::oneshot::Sender<()>, Api) {
-    let api = Api::connect(fleet.node.controller.clone(), Duration::from_millis(800), Some(TOKEN.to_owned()))
-        .await
-        .expect("api connects");
-    let probe = api.clone();
-    eventually(Duration::from_secs(10), "three containers published", || {
-        let n = probe.snapshot().containers().count();
-        async move { n == 3 }
-    })
-    .await;
+    let api = common::fleet_api(fleet, Some(TOKEN), 3).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

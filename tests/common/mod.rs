@@ -145,6 +145,22 @@ impl FakeFleet {
     }
 }
 
+/// A REST `Api` on the fleet's controller (`token`: the API token, if any), once the controller
+/// has published `containers` containers.
+pub async fn fleet_api(fleet: &FakeFleet, token: Option<&str>, containers: usize) -> hms::http::Api {
+    let api =
+        hms::http::Api::connect(fleet.node.controller.clone(), Duration::from_millis(800), token.map(str::to_owned))
+            .await
+            .expect("api connects");
+    let probe = api.clone();
+    eventually(Duration::from_secs(10), &format!("{containers} containers published"), || {
+        let n = probe.snapshot().containers().count();
+        async move { n == containers }
+    })
+    .await;
+    api
+}
+
 /// Fails (never skips) when the Docker engine is not usable.
 pub fn require_docker() {
     let ok = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
