@@ -18,6 +18,7 @@ use crate::actors::controller::link::ControllerLink;
 use crate::actors::controller::{Controller, ControllerMsg, FleetEvent};
 use crate::actors::host::link::{Discovery, HostLink};
 use crate::actors::host::manager::{HostManager, HostMsg, ManagerArgs};
+use crate::actors::host::probe::Monitor;
 use crate::actors::protocol::wire::MAX_FRAME;
 use crate::config::{ControllerConfig, ManagerConfig};
 use crate::node::{LINK_TIMEOUT, NodeError};
@@ -96,6 +97,7 @@ pub struct ManagerNode {
 pub struct ManagerParts {
     pub runtime: Arc<dyn ContainerRuntime>,
     pub prober: Arc<dyn Prober>,
+    pub monitor: Monitor,
     pub config: ManagerConfig,
     /// Where this node listens for the controller (it may dial us).
     pub listen: SocketAddr,
@@ -112,7 +114,8 @@ impl ManagerNode {
         let host = parts.config.name.clone();
         let mut config = parts.config;
         config.antagonist.log_dir = config.antagonist.log_dir.or_else(|| data_dir.map(Path::to_path_buf));
-        let manager = HostManager { runtime: parts.runtime, prober: parts.prober, config, store };
+        let manager =
+            HostManager { runtime: parts.runtime, prober: parts.prober, monitor: parts.monitor, config, store };
         let (manager, _) = Actor::spawn(None, manager, ManagerArgs { controller: None })
             .await
             .map_err(|source| NodeError::Spawn { actor: "host manager", source })?;

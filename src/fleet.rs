@@ -85,6 +85,11 @@ mod tests {
             threshold: 30,
             restarts: 0,
             last_restart: None,
+            probe: None,
+            response_ms: None,
+            workload: None,
+            cpu_percent: None,
+            memory_bytes: None,
             full_id: id.to_owned(),
         }
     }
@@ -97,6 +102,12 @@ mod tests {
             threshold: 30,
             endpoint: None,
             containers: 2,
+            cpu_busy_percent: None,
+            memory_available_bytes: None,
+            memory_total_bytes: None,
+            load1: None,
+            cpu_pressure: None,
+            memory_pressure: None,
         };
         let containers = Arc::new(vec![container("h", "aaa111", "web"), container("h", "aaa222", "db")]);
         FleetSnapshot::new(BTreeMap::from([("h".to_owned(), HostSnapshot { record, containers })]), 0.5)

@@ -4,6 +4,8 @@
 //! - [`actors`]: the supervision tree (drawn in its docs), split by the wire: [`actors::host`]
 //!   (host manager, probes, antagonist, the host's link), [`actors::controller`] (the fleet view
 //!   and the controller's link), and [`actors::protocol`], the only types that cross nodes.
+//! - [`analysis`]: what users feel of each container (response time, workload, resources) and,
+//!   on top of it, detection, identification and recovery by cause.
 //! - [`policy`]: pure decisions shared by both sides: health verdicts, the restart policy,
 //!   the one [`policy::Backoff`], the aggregation window.
 //! - [`runtime`]: Docker behind the `ContainerRuntime` trait (bollard and an in-memory fake).
@@ -21,6 +23,7 @@
 //! - [`store`]: durable settings (redb); [`config`]: typed configuration.
 
 pub mod actors;
+pub mod analysis;
 pub mod antagonist;
 pub mod cli;
 pub mod cluster;

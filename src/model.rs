@@ -236,6 +236,18 @@ pub struct ContainerRecord {
     pub restarts: u64,
     /// RFC 3339.
     pub last_restart: Option<String>,
+    /// The response-time probe (`http://:PORT/PATH` or `tcp://:PORT`), or null.
+    pub probe: Option<String>,
+    /// Median response time of a recent probe period in milliseconds, or null (no probe, not
+    /// running). Moves when the measured value moved by 10 % and 1 ms; the series has every period.
+    pub response_ms: Option<f64>,
+    /// Requests per second (with a probe) or packets per second (without) reaching the
+    /// container, HMS's own probes excluded; moves by 10 % and 1/s.
+    pub workload: Option<f64>,
+    /// CPU used, in percent of one core; moves by 10 % and 2 points.
+    pub cpu_percent: Option<f64>,
+    /// Memory in use; moves by 10 % and 1 MiB.
+    pub memory_bytes: Option<u64>,
     /// Full id, so lookups by any prefix work.
     pub full_id: String,
 }
@@ -258,6 +270,28 @@ pub struct HostRecord {
     pub threshold: u8,
     pub endpoint: Option<String>,
     pub containers: usize,
+    /// Share of all the host's CPUs busy, percent (0–100), from its last heartbeat; null when
+    /// offline or unknown. Likewise the fields below.
+    pub cpu_busy_percent: Option<f64>,
+    pub memory_available_bytes: Option<u64>,
+    pub memory_total_bytes: Option<u64>,
+    /// One-minute load average.
+    pub load1: Option<f64>,
+    /// Pressure stall information, `some avg10` in percent, where the kernel has PSI.
+    pub cpu_pressure: Option<f64>,
+    pub memory_pressure: Option<f64>,
+}
+
+impl HostRecord {
+    /// Shows a host's signals (all null: unknown).
+    pub fn show_signals(&mut self, s: &crate::analysis::signals::HostSignals) {
+        self.cpu_busy_percent = s.cpu_busy_percent.map(|v| (v * 10.0).round() / 10.0);
+        self.memory_available_bytes = s.memory_available_bytes;
+        self.memory_total_bytes = s.memory_total_bytes;
+        self.load1 = s.load1;
+        self.cpu_pressure = s.cpu_pressure;
+        self.memory_pressure = s.memory_pressure;
+    }
 }
 
 /// Formats a timestamp as RFC 3339 (UTC).

@@ -10,6 +10,7 @@ use crate::actors::controller::link::ControllerLink;
 use crate::actors::controller::{Controller, ControllerMsg, FleetEvent};
 use crate::actors::host::link::{Discovery, HostLink};
 use crate::actors::host::manager::{HostManager, HostMsg, ManagerArgs};
+use crate::actors::host::probe::Monitor;
 use crate::config::{ControllerConfig, ManagerConfig};
 use crate::probe::Prober;
 use crate::runtime::ContainerRuntime;
@@ -40,6 +41,7 @@ pub const LINK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 pub struct NodeParts {
     pub runtime: Arc<dyn ContainerRuntime>,
     pub prober: Arc<dyn Prober>,
+    pub monitor: Monitor,
     pub manager: ManagerConfig,
     pub controller: ControllerConfig,
 }
@@ -66,7 +68,8 @@ impl Node {
         let host = parts.manager.name.clone();
         let mut config = parts.manager;
         config.antagonist.log_dir = config.antagonist.log_dir.or_else(|| data_dir.map(Path::to_path_buf));
-        let manager = HostManager { runtime: parts.runtime, prober: parts.prober, config, store: mstore };
+        let manager =
+            HostManager { runtime: parts.runtime, prober: parts.prober, monitor: parts.monitor, config, store: mstore };
         let (manager, _) = Actor::spawn(None, manager, ManagerArgs { controller: None })
             .await
             .map_err(|source| NodeError::Spawn { actor: "host manager", source })?;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
+use hms::actors::host::probe::Monitor;
 use hms::antagonist::inject::{self, SystemInjector};
 use hms::cli::{AntagonistOpts, ControllerOpts, ManagerNodeOpts, StandaloneOpts, init_logging};
 use hms::cluster::{ControllerNode, ManagerNode, ManagerParts};
@@ -102,6 +103,7 @@ async fn standalone(opts: StandaloneOpts) -> anyhow::Result<()> {
     let parts = NodeParts {
         runtime: Arc::new(runtime),
         prober: Arc::new(prober),
+        monitor: Monitor::real().context("cannot start: response-time probing")?,
         manager,
         controller: opts.controller_config(),
     };
@@ -155,18 +157,21 @@ async fn manager(opts: ManagerNodeOpts) -> anyhow::Result<()> {
     if opts.simulate.is_some() {
         config.antagonist.injector = Some(Arc::new(inject::FakeInjector::default()));
     }
-    let (runtime, prober): (Arc<dyn ContainerRuntime>, Arc<dyn Prober>) = match opts.simulate {
-        Some(n) => {
-            (Arc::new(hms::lab::bench::simulated_engine(n, config.select.as_ref())), Arc::new(FakeProber::new()))
-        }
+    let (runtime, prober, monitor): (Arc<dyn ContainerRuntime>, Arc<dyn Prober>, Monitor) = match opts.simulate {
+        Some(n) => (
+            Arc::new(hms::lab::bench::simulated_engine(n, config.select.as_ref())),
+            Arc::new(FakeProber::new()),
+            Monitor::fake(),
+        ),
         None => (
             Arc::new(DockerRuntime::connect(config.stop_timeout).await.context("cannot start: docker engine")?),
             Arc::new(IcmpProber::new().context("cannot start: icmp probing")?),
+            Monitor::real().context("cannot start: response-time probing")?,
         ),
     };
     let name = config.name.clone();
-    let parts =
-        ManagerParts { runtime, prober, config, listen: opts.listen, controller: opts.controller.clone(), cookie };
+    let (listen, controller) = (opts.listen, opts.controller.clone());
+    let parts = ManagerParts { runtime, prober, monitor, config, listen, controller, cookie };
     let node = ManagerNode::start(parts, opts.data_dir.as_deref())
         .await
         .with_context(|| format!("cannot start the manager node (--listen {})", opts.listen))?;

@@ -11,8 +11,10 @@ use warp::reply::{Reply, Response, json};
 use super::error::ErrorBody;
 use super::{Api, ApiError};
 use crate::actors::controller::ControllerMsg;
-use crate::actors::protocol::{Command, CommandOk};
+use crate::actors::protocol::{Command, CommandOk, ProbeSetting};
+use crate::analysis::series::SeriesRecord;
 use crate::model::{Aggregation, ContainerRecord, HostRecord, LookupError, Threshold};
+use crate::probe::response::ResponseTarget;
 
 /// `{"threshold": 0..100}`
 #[derive(Debug, Deserialize, ToSchema)]
@@ -59,6 +61,39 @@ impl AddHostBody {
             Err(ApiError::BadRequest(format!("endpoint must be host:port, got {e:?}")))
         }
     }
+}
+
+/// `{"probe": "http://:PORT/PATH" | "tcp://:PORT" | null}`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeBody {
+    /// The response-time probe, or null for none (whatever the `hms.probe` label says).
+    #[schema(pattern = r"^(http://:[0-9]{1,5}(/[!-~]*)?|tcp://:[0-9]{1,5}/?)$")]
+    probe: Option<String>,
+}
+
+impl ProbeBody {
+    fn setting(self) -> Result<ProbeSetting, ApiError> {
+        match self.probe {
+            None => Ok(ProbeSetting::Off),
+            Some(text) => match text.parse::<ResponseTarget>() {
+                Ok(target) => Ok(ProbeSetting::Probe(target.to_string())),
+                Err(e) => Err(ApiError::BadRequest(format!("probe: {e}"))),
+            },
+        }
+    }
+}
+
+/// `?since=RFC3339&last=N`
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SeriesParams {
+    /// Only points at or after this RFC 3339 time.
+    since: Option<String>,
+    /// Only the latest N points.
+    #[param(minimum = 0, maximum = 6000)]
+    last: Option<u32>,
 }
 
 /// One host: its record and its containers.
@@ -241,6 +276,44 @@ pub async fn monitor(host: String, id: String, api: Api) -> Result<Response, Rej
               (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
 pub async fn ignore(host: String, id: String, api: Api) -> Result<Response, Rejection> {
     let ok = api.route(&host, Command::Ignore(id)).await.map_err(reject)?;
+    Ok(json(&ok.container).into_response())
+}
+
+/// The kept signals of a container: one point per probe period, ten minutes back.
+#[utoipa::path(get, path = "/containers/{address}/{id}/series", tag = "containers",
+    params(("address" = String, Path, description = "host name"),
+           ("id" = String, Path, description = "full id, short id, unique prefix or name"), SeriesParams),
+    responses((status = 200, body = SeriesRecord), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
+pub async fn series(host: String, id: String, q: SeriesParams, api: Api) -> Result<Response, Rejection> {
+    if let Some(s) = &q.since {
+        let parsed = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339);
+        parsed.map_err(|_| reject(ApiError::BadRequest(format!("since must be an RFC 3339 time, got {s:?}"))))?;
+    }
+    let cmd = Command::Series { container: id, since: q.since, last: q.last };
+    let ok = api.route(&host, cmd).await.map_err(reject)?;
+    Ok(json(&ok.series).into_response())
+}
+
+/// Sets a container's response-time probe (kept across restarts of HMS); null turns it off.
+#[utoipa::path(put, path = "/containers/{address}/{id}/probe", tag = "containers", request_body = ProbeBody,
+    params(("address" = String, Path), ("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = ContainerRecord), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody),
+              (status = 504, body = ErrorBody)))]
+pub async fn set_probe(host: String, id: String, body: ProbeBody, api: Api) -> Result<Response, Rejection> {
+    let probe = body.setting().map_err(reject)?;
+    let ok = api.route(&host, Command::SetProbe { container: id, probe }).await.map_err(reject)?;
+    Ok(json(&ok.container).into_response())
+}
+
+/// Drops a probe set through REST: the container's `hms.probe` label rules again.
+#[utoipa::path(delete, path = "/containers/{address}/{id}/probe", tag = "containers",
+    params(("address" = String, Path), ("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = ContainerRecord), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
+pub async fn reset_probe(host: String, id: String, api: Api) -> Result<Response, Rejection> {
+    let ok = api.route(&host, Command::SetProbe { container: id, probe: ProbeSetting::Label }).await.map_err(reject)?;
     Ok(json(&ok.container).into_response())
 }
 

@@ -119,6 +119,7 @@ pub fn routes(api: Api) -> impl Filter<Extract = (impl Reply,), Error = std::con
     containers(api.clone())
         .or(host_containers(api.clone()))
         .or(container(api.clone()))
+        .or(container_signals(api.clone()))
         .or(hosts(api.clone()))
         .or(config(api.clone()))
         .or(events(api.clone()))
@@ -223,6 +224,28 @@ fn container(api: Api) -> impl Filter<Extract = (warp::reply::Response,), Error 
         path().and(warp::put()).and(authorized(api.clone())).and(with_api(api.clone())).and_then(handlers::monitor);
     let delete = path().and(warp::delete()).and(authorized(api.clone())).and(with_api(api)).and_then(handlers::ignore);
     get.or(put).unify().or(delete).unify()
+}
+
+/// `/containers/{address}/{id}/series` (GET) and `/containers/{address}/{id}/probe` (PUT, DELETE).
+fn container_signals(api: Api) -> impl Filter<Extract = (warp::reply::Response,), Error = Rejection> + Clone {
+    let two = |h: Segment, c: Segment| (String::from(h), String::from(c));
+    let series = warp::path!("containers" / Segment / Segment / "series")
+        .map(two)
+        .untuple_one()
+        .and(warp::get())
+        .and(warp::query::<handlers::SeriesParams>())
+        .and(with_api(api.clone()))
+        .and_then(handlers::series);
+    let probe = move || warp::path!("containers" / Segment / Segment / "probe").map(two).untuple_one();
+    let put = probe()
+        .and(warp::put())
+        .and(authorized(api.clone()))
+        .and(json_body())
+        .and(with_api(api.clone()))
+        .and_then(handlers::set_probe);
+    let delete =
+        probe().and(warp::delete()).and(authorized(api.clone())).and(with_api(api)).and_then(handlers::reset_probe);
+    series.or(put).unify().or(delete).unify()
 }
 
 /// `/hosts`: GET every host.

@@ -13,6 +13,7 @@ use warp::{Filter, Rejection};
 
 use super::error::ErrorBody;
 use super::{ApiError, dashboard, events, handlers};
+use crate::analysis::series::{SeriesPoint, SeriesRecord};
 use crate::model::{ContainerRecord, ContainerState, HostRecord, HostStatus};
 
 /// The OpenAPI document of the REST API.
@@ -23,13 +24,14 @@ use crate::model::{ContainerRecord, ContainerState, HostRecord, HostStatus};
         handlers::list_containers, handlers::set_threshold_everywhere,
         handlers::host_view, handlers::add_host, handlers::set_host_threshold, handlers::remove_host,
         handlers::one_container, handlers::monitor, handlers::ignore,
+        handlers::series, handlers::set_probe, handlers::reset_probe,
         handlers::hosts, handlers::get_config, handlers::put_config,
         antagonist_doc::status, antagonist_doc::start, antagonist_doc::configure, antagonist_doc::stop,
         antagonist_doc::host_status, antagonist_doc::host_start, antagonist_doc::host_configure, antagonist_doc::host_stop,
         antagonist_doc::attacks,
         events::stream, handlers::metrics, openapi_json, swagger_ui, dashboard::index,
     ),
-    components(schemas(ContainerRecord, ContainerState, HostRecord, HostStatus, ErrorBody, antagonist_doc::AntagonistConfig)),
+    components(schemas(ContainerRecord, ContainerState, HostRecord, HostStatus, SeriesRecord, SeriesPoint, ErrorBody, antagonist_doc::AntagonistConfig)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

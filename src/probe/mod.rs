@@ -3,11 +3,15 @@
 //! - [`icmp::IcmpProber`] sends real echo requests through one shared raw socket (surge-ping's
 //!   codec); `echo_windows` is its pure table of open windows.
 //! - [`fake::FakeProber`] answers from a table of per-address loss, for deterministic tests.
+//! - [`response`]: the other probe, response time over HTTP or TCP (`hms.probe`), with its own
+//!   one engine per process (`response_windows` is its pure table) and a fake.
 
 pub mod counting;
 mod echo_windows;
 pub mod fake;
 pub mod icmp;
+pub mod response;
+mod response_windows;
 
 use std::net::IpAddr;
 use std::time::Duration;

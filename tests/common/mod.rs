@@ -11,12 +11,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use hms::actors::host::manager::HostMsg;
+use hms::actors::host::probe::Monitor;
 use hms::config::{ControllerConfig, ManagerConfig};
 use hms::model::ContainerRecord;
 use hms::node::{Node, NodeParts};
 use hms::policy::{PolicyParams, RestartPolicy};
 use hms::probe::Prober;
 use hms::probe::fake::FakeProber;
+use hms::probe::response::FakeResponder;
+use hms::resources::sensors::FakeSensors;
 use hms::runtime::fake::FakeRuntime;
 use hms::runtime::{ContainerRuntime, Selector};
 
@@ -111,6 +114,8 @@ pub async fn record(manager: &ractor::ActorRef<HostMsg>, name: &str) -> Option<C
 pub struct FakeFleet {
     pub runtime: FakeRuntime,
     pub prober: FakeProber,
+    pub responder: FakeResponder,
+    pub sensors: FakeSensors,
     pub node: Node,
 }
 
@@ -125,14 +130,16 @@ impl FakeFleet {
             config.antagonist.injector = Some(Arc::new(hms::antagonist::inject::FakeInjector::default()));
         }
         let (runtime, prober) = (FakeRuntime::new(), FakeProber::new());
+        let (responder, sensors) = (FakeResponder::new(), FakeSensors::new());
         let parts = NodeParts {
             runtime: Arc::new(runtime.clone()),
             prober: Arc::new(prober.clone()),
+            monitor: Monitor::fakes(responder.clone(), sensors.clone()),
             manager: config,
             controller,
         };
         let node = Node::standalone(parts, data_dir).await.expect("node starts");
-        Self { runtime, prober, node }
+        Self { runtime, prober, responder, sensors, node }
     }
 
     pub async fn record(&self, name: &str) -> Option<ContainerRecord> {
@@ -262,6 +269,7 @@ pub async fn docker_node(fixture: &DockerFixture, config: Option<ManagerConfig>)
     let parts = NodeParts {
         runtime: Arc::new(runtime) as Arc<dyn ContainerRuntime>,
         prober: Arc::new(prober) as Arc<dyn Prober>,
+        monitor: Monitor::real().expect("response-time engine starts"),
         manager: config,
         controller: ControllerConfig::default(),
     };

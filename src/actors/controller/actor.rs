@@ -299,7 +299,7 @@ impl Controller {
         let (me, timeout) = (myself.clone(), self.config.call_timeout);
         tokio::spawn(async move {
             let deadline = Instant::now() + timeout;
-            let mutating = !cmd.is_antagonist();
+            let mutating = cmd.changes_records();
             let res = ask_host(&pull.manager, &pull.host, |r| ToHost::Command(Wire::new(cmd), r), timeout).await;
             let res =
                 res.and_then(|r| r.map_err(|source| ControllerError::Refused { host: pull.host.clone(), source }));

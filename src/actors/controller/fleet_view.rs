@@ -122,6 +122,12 @@ impl<M> HostView<M> {
             threshold: 0,
             endpoint,
             containers: 0,
+            cpu_busy_percent: None,
+            memory_available_bytes: None,
+            memory_total_bytes: None,
+            load1: None,
+            cpu_pressure: None,
+            memory_pressure: None,
         };
         let containers = BTreeMap::new();
         Self { record, manager: None, epoch: 0, version: None, merged: None, containers, shared: None, last_seen: now }
@@ -193,6 +199,7 @@ impl<M: Link> FleetView<M> {
         };
         view.last_seen = now;
         view.record.last_heartbeat = Some(rfc3339(wall));
+        view.record.show_signals(&hb.signals);
         let came_back = !view.online();
         view.record.status = HostStatus::Online;
         let behind = view.version.is_some_and(|v| v < hb.version);
@@ -207,6 +214,7 @@ impl<M: Link> FleetView<M> {
         let late = self.hosts.values_mut().filter(|v| v.online() && now.duration_since(v.last_seen) > limit);
         late.map(|v| {
             v.record.status = HostStatus::Offline;
+            v.record.show_signals(&Default::default());
             FleetEvent::Host { host: v.record.clone() }
         })
         .collect()

@@ -4,13 +4,15 @@
 use tokio::time::Instant;
 
 use super::state::HostState;
-use crate::actors::protocol::{Command, CommandError};
+use crate::actors::protocol::{Command, CommandError, ProbeSetting};
 use crate::config::ManagerConfig;
+use crate::probe::response::ResponseTarget;
 use crate::store::{Store, StoreError};
 
 const KEY_THRESHOLD: &str = "threshold";
 const KEY_IGNORED: &str = "ignored";
 const KEY_MONITORED: &str = "monitored";
+const KEY_PROBES: &str = "response_probes";
 
 /// The state a manager starts from: its configuration, with what its store kept.
 pub fn load(config: &ManagerConfig, store: Option<&Store>) -> Result<HostState, StoreError> {
@@ -21,6 +23,7 @@ pub fn load(config: &ManagerConfig, store: Option<&Store>) -> Result<HostState, 
         host.threshold = store.get(KEY_THRESHOLD)?.unwrap_or(c.threshold);
         host.ignored = store.get(KEY_IGNORED)?.unwrap_or_default();
         host.monitored = store.get(KEY_MONITORED)?.unwrap_or_default();
+        host.response_probes = store.get(KEY_PROBES)?.unwrap_or_default();
     }
     Ok(host)
 }
@@ -40,6 +43,16 @@ pub fn apply(
         }
         Command::Ignore(q) => (Some(host.ignore(q)?), KEY_IGNORED),
         Command::Monitor(q) => (Some(host.monitor(q, now)?), KEY_MONITORED),
+        Command::SetProbe { container, probe } => {
+            let probe = match probe {
+                ProbeSetting::Label => None,
+                ProbeSetting::Off => Some(None),
+                ProbeSetting::Probe(text) => {
+                    Some(Some(text.parse::<ResponseTarget>().map_err(|e| CommandError::Invalid(e.to_string()))?))
+                }
+            };
+            (Some(host.set_response_probe(container, probe)?), KEY_PROBES)
+        }
         other => return Err(CommandError::Invalid(format!("not a manager command: {other:?}"))),
     };
     tracing::info!(host = %host.name, command = ?cmd, "command applied");
@@ -51,6 +64,7 @@ fn persist(host: &HostState, store: Option<&Store>, key: &str) -> Result<(), Sto
     let Some(store) = store else { return Ok(()) };
     match key {
         KEY_THRESHOLD => store.put(KEY_THRESHOLD, &host.threshold),
+        KEY_PROBES => store.put(KEY_PROBES, &host.response_probes),
         _ => {
             store.put(KEY_IGNORED, &host.ignored)?;
             store.put(KEY_MONITORED, &host.monitored)
@@ -94,6 +108,30 @@ mod tests {
         let again = load(&config(), Some(&store)).unwrap();
         assert_eq!(again.threshold, 55);
         assert!(again.ignored.contains("web"));
+    }
+
+    #[test]
+    fn a_response_probe_set_by_a_user_beats_the_label_survives_a_restart_and_is_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), "manager.redb").unwrap();
+        let mut host = load(&config(), Some(&store)).unwrap();
+        let mut obs = web();
+        obs.labels.insert("hms.probe".into(), "tcp://:80".into());
+        host.observe(obs.clone(), Instant::now());
+        assert_eq!(host.response_probe(&obs), Some(ResponseTarget::Tcp { port: 80 }));
+        let set = |probe| Command::SetProbe { container: "web".into(), probe };
+        let now = Instant::now();
+        apply(&mut host, Some(&store), &set(ProbeSetting::Probe("http://:8080/x".into())), now).unwrap();
+        assert_eq!(host.response_probe(&obs), Some(ResponseTarget::Http { port: 8080, path: "/x".into() }));
+        let bad = apply(&mut host, Some(&store), &set(ProbeSetting::Probe("ftp://:1".into())), now);
+        assert!(matches!(&bad, Err(CommandError::Invalid(m)) if m.starts_with("probe must be")), "{bad:?}");
+        let mut again = load(&config(), Some(&store)).unwrap();
+        assert_eq!(again.response_probe(&obs), Some(ResponseTarget::Http { port: 8080, path: "/x".into() }));
+        again.observe(obs.clone(), now);
+        apply(&mut again, Some(&store), &set(ProbeSetting::Off), now).unwrap();
+        assert_eq!(again.response_probe(&obs), None, "off beats the label");
+        apply(&mut again, Some(&store), &set(ProbeSetting::Label), now).unwrap();
+        assert_eq!(again.response_probe(&obs), Some(ResponseTarget::Tcp { port: 80 }), "back to the label");
     }
 
     #[test]

@@ -201,6 +201,7 @@ mod tests {
             ip: IpAddr::from(IP),
             started: Instant::now(),
             stats: WindowStats::from_rtts(20, &rtts),
+            signals: Default::default(),
         }
     }
 

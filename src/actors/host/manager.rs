@@ -19,8 +19,9 @@ use super::antagonist_child::AntagonistChild;
 use super::commands;
 use super::engine::{Engine, Inspection, RestartJob, RestartOutcome};
 use super::healing::{self, AfterRestart, Healing, Moment};
-use super::probe::WindowReport;
+use super::probe::{Monitor, WindowReport};
 use super::probes::Probes;
+use super::series::SeriesStore;
 use super::state::{EventEffect, HostState, Plan};
 use super::upstream::Upstream;
 use crate::actors::protocol::{Command, CommandOk, CommandReply, Content, PullRequest, ToController};
@@ -73,6 +74,7 @@ impl ractor::Message for HostMsg {}
 pub struct HostManager {
     pub runtime: Arc<dyn ContainerRuntime>,
     pub prober: Arc<dyn Prober>,
+    pub monitor: Monitor,
     pub config: ManagerConfig,
     pub store: Option<Arc<Store>>,
 }
@@ -88,6 +90,8 @@ pub struct ManagerState {
     /// How this manager heals: picked from `config.heal` once, at start-up.
     healing: Box<dyn Healing>,
     probes: Probes,
+    /// Every monitored container's recent signals.
+    series: SeriesStore,
     engine: Engine,
     /// Containers touched by the current message.
     dirty: BTreeSet<String>,
@@ -129,7 +133,8 @@ impl Actor for HostManager {
         let mut state = ManagerState {
             host,
             healing,
-            probes: Probes::new(self.prober.clone(), c.window, c.probe_period, report),
+            probes: Probes::new(self.prober.clone(), self.monitor.clone(), c.window, c.probe_period, report),
+            series: SeriesStore::new(c.probe_period, self.monitor.sensors.clone()),
             engine: Engine::new(self.runtime.clone(), c.select.clone(), c.stop_timeout),
             dirty: Default::default(),
             upstream: Upstream::default(),
@@ -169,7 +174,10 @@ impl Actor for HostManager {
                 state.probes.respawn_due(&id);
                 self.changed(state, [&id]);
             }
-            HostMsg::Heartbeat => state.upstream.heartbeat(&state.host.name, state.host.version),
+            HostMsg::Heartbeat => {
+                let signals = state.series.host_signals();
+                state.upstream.heartbeat(&state.host.name, state.host.version, signals);
+            }
             HostMsg::Pull(req, reply) => Self::pull(state, req, reply),
             HostMsg::Command(cmd, reply) => self.command(&myself, state, cmd, reply),
             HostMsg::SetController(c) => state.upstream.attach(c),
@@ -256,6 +264,12 @@ impl HostManager {
     /// Carries out what the strategy makes of a window: the plan, then a confirmation window.
     fn on_window(&self, myself: &ActorRef<HostMsg>, state: &mut ManagerState, w: &WindowReport) {
         state.probes.window_seen(&w.id);
+        if let Some(t) = state.host.containers.get_mut(&w.id) {
+            state.series.record(&w.id, &w.signals, w.stats.loss());
+            t.shown = t.shown.follow(&w.signals);
+            t.signals = Some(w.signals);
+            self.changed(state, [&w.id]);
+        }
         let at = Moment::now();
         let effect = state.healing.on_window(&mut state.host, w, &at);
         if let Some(plan) = effect.judged {
@@ -346,6 +360,9 @@ impl HostManager {
         let now = Instant::now();
         let dirty = std::mem::take(&mut state.dirty);
         for id in dirty {
+            if !state.host.containers.contains_key(&id) {
+                state.series.forget(&id);
+            }
             state.host.touch(&id, now);
             let wanted = state.host.probe_target(&id);
             if let Some(delay) = state.probes.sync(&id, wanted, myself).await {
@@ -374,6 +391,11 @@ impl HostManager {
     ) {
         if cmd.is_antagonist() {
             return state.antagonist.forward(cmd, reply);
+        }
+        if let Command::Series { container, since, last } = &cmd {
+            let series = state.series.answer(&state.host, container, since.as_deref(), *last);
+            let _ = reply.send(series.map(|s| CommandOk { series: Some(s), ..CommandOk::default() }));
+            return;
         }
         let res = commands::apply(&mut state.host, self.store.as_deref(), &cmd, Instant::now());
         let res = res.inspect(|id| {

@@ -29,7 +29,8 @@
 //!
 //! Decisions are plain sync code: [`state`] (scope, events, the healing plan, replication) and
 //! [`healing`] (the strategy picked once from the heal mode); the manager carries them out.
-//! [`commands`] applies and persists the user commands, [`upstream`] notifies the controller.
+//! [`commands`] applies and persists the user commands, [`upstream`] notifies the controller,
+//! [`series`] keeps every container's recent signals.
 
 pub mod antagonist;
 pub mod antagonist_child;
@@ -40,5 +41,6 @@ pub mod link;
 pub mod manager;
 pub mod probe;
 pub mod probes;
+pub mod series;
 pub mod state;
 pub mod upstream;

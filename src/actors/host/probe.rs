@@ -1,7 +1,14 @@
-//! `ProbeActor`: one per monitored container, running one ICMP window per probe period.
+//! `ProbeActor`: one per monitored container, running one window per probe period: an ICMP
+//! window, and with a response-time probe (`hms.probe`) a response-time window beside it, after
+//! reading the container's counters (CPU, memory, network namespace).
 //!
-//! It reports every window to its supervising host manager and never decides anything itself.
-//! A panic in the prober fails the actor; the manager re-spawns it with back-off.
+//! It reports every window with the period's [`Signals`] to its supervising host manager and
+//! never decides anything itself. A panic in the prober fails the actor; the manager re-spawns
+//! it with back-off.
+//!
+//! Readings are taken at the start of each window, so between two readings exactly one window
+//! of this actor ran, and its own connections and echo requests are taken out of the workload
+//! exactly ([`crate::analysis::signals`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -11,7 +18,36 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::probe::{Prober, WindowSpec, WindowStats};
+use crate::analysis::signals::{self, Counters, OwnTraffic, Signals, WorkloadUnit};
+use crate::probe::response::{FakeResponder, ResponseEngine, ResponseProber, ResponseSpec, ResponseTarget};
+use crate::probe::{ProbeError, Prober, WindowSpec, WindowStats};
+use crate::resources::sensors::{FakeSensors, HostSensors, Sensors};
+
+/// What a probe measures with besides ICMP: response times and counters.
+#[derive(Clone)]
+pub struct Monitor {
+    pub response: Arc<dyn ResponseProber>,
+    pub sensors: Arc<dyn Sensors>,
+    pub response_spec: ResponseSpec,
+}
+
+impl Monitor {
+    /// This machine: the process's response-time engine, its cgroup and proc files.
+    pub fn real() -> Result<Self, ProbeError> {
+        let response = Arc::new(ResponseEngine::new()?);
+        Ok(Self { response, sensors: Arc::new(HostSensors::new()), response_spec: ResponseSpec::default() })
+    }
+
+    /// Fakes: every service answers in 5 ms, no counters (actor tests).
+    pub fn fake() -> Self {
+        Self::fakes(FakeResponder::new(), FakeSensors::new())
+    }
+
+    /// Given fakes, kept by the caller to steer them.
+    pub fn fakes(response: FakeResponder, sensors: FakeSensors) -> Self {
+        Self { response: Arc::new(response), sensors: Arc::new(sensors), response_spec: ResponseSpec::default() }
+    }
+}
 
 /// Messages of a probe actor.
 #[derive(Debug)]
@@ -24,6 +60,8 @@ pub enum ProbeMsg {
     Confirm,
     /// The container's address changed; `None` pauses probing.
     SetTarget(Option<IpAddr>),
+    /// The container's response-time probe changed; `None`: none.
+    SetResponse(Option<ResponseTarget>),
 }
 
 /// Local only: never crosses nodes.
@@ -32,6 +70,7 @@ impl ractor::Message for ProbeMsg {}
 /// The read-only half: what to probe with and whom to tell.
 pub struct ProbeActor {
     pub prober: Arc<dyn Prober>,
+    pub monitor: Monitor,
     pub spec: WindowSpec,
     pub period: Duration,
 }
@@ -44,6 +83,8 @@ pub struct WindowReport {
     pub ip: IpAddr,
     pub started: Instant,
     pub stats: WindowStats,
+    /// The period's response time, workload and resources.
+    pub signals: Signals,
 }
 
 /// Where a probe reports its windows (its manager); false when the owner is gone.
@@ -54,6 +95,7 @@ pub struct ProbeArgs {
     /// Full id of the probed container.
     pub container: String,
     pub target: Option<IpAddr>,
+    pub response: Option<ResponseTarget>,
     pub report: ReportTo,
     /// When the first window starts: a [`phase_start`], so the probes of a process share
     /// [`PHASES`] instants per period.
@@ -64,9 +106,14 @@ pub struct ProbeArgs {
 pub struct ProbeState {
     container: String,
     target: Option<IpAddr>,
+    response: Option<ResponseTarget>,
     report: ReportTo,
     /// When the next scheduled window starts.
     next: Instant,
+    /// The last reading of the container's counters.
+    last: Option<(Instant, Counters)>,
+    /// What the window run since that reading sent the container.
+    own: OwnTraffic,
 }
 
 /// Windows start in this many phases per probe period. Probes of the same phase wake the runtime
@@ -118,7 +165,15 @@ impl Actor for ProbeActor {
 
     async fn pre_start(&self, myself: ActorRef<ProbeMsg>, args: ProbeArgs) -> Result<ProbeState, ActorProcessingErr> {
         tick_at(&myself, args.first_at);
-        Ok(ProbeState { container: args.container, target: args.target, report: args.report, next: args.first_at })
+        Ok(ProbeState {
+            container: args.container,
+            target: args.target,
+            response: args.response,
+            report: args.report,
+            next: args.first_at,
+            last: None,
+            own: OwnTraffic::default(),
+        })
     }
 
     async fn handle(
@@ -134,7 +189,14 @@ impl Actor for ProbeActor {
                 self.window(state).await;
             }
             ProbeMsg::Confirm => self.window(state).await,
-            ProbeMsg::SetTarget(ip) => state.target = ip,
+            ProbeMsg::SetTarget(ip) => {
+                state.target = ip;
+                state.last = None;
+            }
+            ProbeMsg::SetResponse(target) => {
+                state.response = target;
+                state.last = None;
+            }
         }
         Ok(())
     }
@@ -143,20 +205,52 @@ impl Actor for ProbeActor {
 impl ProbeActor {
     /// Runs one window and reports it to the manager. (A `Tick` schedules the next one first, one
     /// period after this one's scheduled start.)
-    async fn window(&self, state: &ProbeState) {
+    async fn window(&self, state: &mut ProbeState) {
         let Some(ip) = state.target else { return };
         let started = Instant::now();
+        let mut signals = self.read(state, started);
         let span =
             tracing::debug_span!("probe_window", container.id = %crate::model::short_id(&state.container), ip = %ip);
-        let result = self.prober.window(ip, self.spec).instrument(span).await;
+        let icmp = self.prober.window(ip, self.spec);
+        let response = async {
+            match &state.response {
+                Some(target) => Some(self.monitor.response.window(ip, target, self.monitor.response_spec).await),
+                None => None,
+            }
+        };
+        let (result, response) = async { futures::join!(icmp, response) }.instrument(span).await;
+        let response = response.and_then(|r| {
+            r.inspect_err(|e| tracing::warn!(container.id = %crate::model::short_id(&state.container), error = %e, "response-time window failed"))
+                .ok()
+        });
+        state.own = OwnTraffic {
+            connections: response.map_or(0, |r| r.connected),
+            echoes: result.as_ref().map_or(self.spec.count, |s| s.sent),
+        };
+        if let Some(r) = response {
+            signals.response_ms = r.median.map(|m| m.as_secs_f64() * 1000.0);
+            signals.response_failed = r.failed_share();
+        }
         let report = match result {
-            Ok(stats) => WindowReport { id: state.container.clone(), ip, started, stats },
+            Ok(stats) => WindowReport { id: state.container.clone(), ip, started, stats, signals },
             Err(e) => {
                 tracing::warn!(container.id = %crate::model::short_id(&state.container), error = %e, "probe window failed");
                 return;
             }
         };
         (state.report)(report);
+    }
+
+    /// Reads the counters and turns them into rates against the last reading.
+    fn read(&self, state: &mut ProbeState, now: Instant) -> Signals {
+        let counters = self.monitor.sensors.container(&state.container);
+        let unit = if state.response.is_some() { WorkloadUnit::Requests } else { WorkloadUnit::Packets };
+        let (before, elapsed) = match &state.last {
+            Some((at, before)) => (*before, now.saturating_duration_since(*at)),
+            None => (Counters::default(), Duration::ZERO),
+        };
+        state.last = Some((now, counters));
+        signals::rates(&before, &counters, elapsed, state.own, unit)
     }
 }
 

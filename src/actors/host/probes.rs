@@ -12,9 +12,10 @@ use std::time::Duration;
 use ractor::{Actor, ActorCell, ActorRef};
 use tokio::time::Instant;
 
-use super::probe::{PHASES, ProbeActor, ProbeArgs, ProbeMsg, ReportTo, epoch, phase_start};
+use super::probe::{Monitor, PHASES, ProbeActor, ProbeArgs, ProbeMsg, ReportTo, epoch, phase_start};
 use crate::model::short_id;
 use crate::policy::Backoff;
+use crate::probe::response::ResponseTarget;
 use crate::probe::{Prober, WindowSpec};
 
 /// Back-off of re-spawning a probe actor that died: 100 ms doubling to 10 s.
@@ -23,11 +24,17 @@ const PROBE_RESPAWN: Backoff = Backoff::constant(Duration::from_millis(100), Dur
 struct ProbeSlot {
     actor: ActorRef<ProbeMsg>,
     ip: Option<IpAddr>,
+    response: Option<ResponseTarget>,
 }
+
+/// What a container's probe should do: probe this address (`None`: paused), with this
+/// response-time probe (`None`: ICMP only).
+pub type ProbeWanted = (Option<IpAddr>, Option<ResponseTarget>);
 
 /// The probes of one host manager.
 pub struct Probes {
     prober: Arc<dyn Prober>,
+    monitor: Monitor,
     spec: WindowSpec,
     period: Duration,
     /// Where every probe reports its windows.
@@ -39,9 +46,15 @@ pub struct Probes {
 }
 
 impl Probes {
-    pub fn new(prober: Arc<dyn Prober>, spec: WindowSpec, period: Duration, report: ReportTo) -> Self {
+    pub fn new(
+        prober: Arc<dyn Prober>,
+        monitor: Monitor,
+        spec: WindowSpec,
+        period: Duration,
+        report: ReportTo,
+    ) -> Self {
         let (slots, failures, respawn_pending) = Default::default();
-        Self { prober, spec, period, report, slots, failures, respawn_pending }
+        Self { prober, monitor, spec, period, report, slots, failures, respawn_pending }
     }
 
     /// A window came in: the container's probe works, its past failures are forgiven.
@@ -64,31 +77,50 @@ impl Probes {
     /// Starts, retargets or stops the probe of one container to match `wanted` (what
     /// [`super::state::HostState::probe_target`] says). Returns when to try again when a spawn
     /// failed.
-    pub async fn sync(&mut self, id: &str, wanted: Option<Option<IpAddr>>, supervisor: &ActorCell) -> Option<Duration> {
+    pub async fn sync(&mut self, id: &str, wanted: Option<ProbeWanted>, supervisor: &ActorCell) -> Option<Duration> {
         match (wanted, self.slots.get_mut(id)) {
             (None, Some(_)) => {
                 if let Some(slot) = self.slots.remove(id) {
                     slot.actor.stop(Some("container no longer monitored".into()));
                 }
             }
-            (Some(ip), Some(slot)) if slot.ip != ip => {
-                slot.ip = ip;
-                let _ = slot.actor.cast(ProbeMsg::SetTarget(ip));
+            (Some((ip, response)), Some(slot)) => {
+                if slot.ip != ip {
+                    slot.ip = ip;
+                    let _ = slot.actor.cast(ProbeMsg::SetTarget(ip));
+                }
+                if slot.response != response {
+                    slot.response.clone_from(&response);
+                    let _ = slot.actor.cast(ProbeMsg::SetResponse(response));
+                }
             }
-            (Some(ip), None) if !self.respawn_pending.contains(id) => return self.spawn(id, ip, supervisor).await,
+            (Some(wanted), None) if !self.respawn_pending.contains(id) => {
+                return self.spawn(id, wanted, supervisor).await;
+            }
             _ => {}
         }
         None
     }
 
-    async fn spawn(&mut self, id: &str, ip: Option<IpAddr>, supervisor: &ActorCell) -> Option<Duration> {
-        let actor = ProbeActor { prober: self.prober.clone(), spec: self.spec, period: self.period };
+    async fn spawn(&mut self, id: &str, (ip, response): ProbeWanted, supervisor: &ActorCell) -> Option<Duration> {
+        let actor = ProbeActor {
+            prober: self.prober.clone(),
+            monitor: self.monitor.clone(),
+            spec: self.spec,
+            period: self.period,
+        };
         let phase = rand::random::<u32>() % PHASES;
         let first_at = phase_start(epoch(), Instant::now(), self.period, phase);
-        let args = ProbeArgs { container: id.to_owned(), target: ip, report: self.report.clone(), first_at };
+        let args = ProbeArgs {
+            container: id.to_owned(),
+            target: ip,
+            response: response.clone(),
+            report: self.report.clone(),
+            first_at,
+        };
         match Actor::spawn_linked(None, actor, args, supervisor.clone()).await {
             Ok((actor, _)) => {
-                self.slots.insert(id.to_owned(), ProbeSlot { actor, ip });
+                self.slots.insert(id.to_owned(), ProbeSlot { actor, ip, response });
                 None
             }
             Err(e) => {

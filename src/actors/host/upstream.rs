@@ -1,6 +1,7 @@
 //! The manager's side of the controller: update notices (one until the controller pulls) and
 //! heartbeats. A lost controller never stops healing: without one they go nowhere.
 
+use crate::analysis::signals::HostSignals;
 use ractor::ActorRef;
 
 use crate::actors::protocol::wire::Wire;
@@ -37,9 +38,9 @@ impl Upstream {
         self.notice_pending = false;
     }
 
-    pub fn heartbeat(&self, host: &str, version: u64) {
+    pub fn heartbeat(&self, host: &str, version: u64, signals: HostSignals) {
         if let Some(c) = &self.controller {
-            let hb = Heartbeat { host: host.to_owned(), version };
+            let hb = Heartbeat { host: host.to_owned(), version, signals };
             let _ = c.cast(ToController::Heartbeat(Wire::new(hb)));
         }
     }

@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::analysis::series::SeriesRecord;
+use crate::analysis::signals::HostSignals;
 use crate::antagonist::plan::{AntagonistConfig, ConfigPatch};
 use crate::antagonist::truth::AttackRecord;
 use crate::model::{ContainerRecord, ContainerState, Threshold};
@@ -39,6 +41,8 @@ pub struct Heartbeat {
     pub host: String,
     /// The manager's current content version, so a lost notice is noticed.
     pub version: u64,
+    /// The host's CPU, memory and load.
+    pub signals: HostSignals,
 }
 
 /// A pull request: everything (`since` = None) or what changed after a version.
@@ -76,6 +80,11 @@ pub struct ContainerPatch {
     pub last_restart: Option<Option<Stamp>>,
     /// Four or sixteen bytes, where the record's text takes up to forty.
     pub ip: Option<Option<std::net::IpAddr>>,
+    pub probe: Option<Option<String>>,
+    pub response_ms: Option<Option<f64>>,
+    pub workload: Option<Option<f64>>,
+    pub cpu_percent: Option<Option<f64>>,
+    pub memory_bytes: Option<Option<u64>>,
 }
 
 /// An RFC 3339 instant in ten bytes, where its text takes thirty: whole seconds since the epoch
@@ -113,6 +122,9 @@ impl ContainerPatch {
         fn changed<T: PartialEq + Clone>(old: &T, new: &T) -> Option<T> {
             (old != new).then(|| new.clone())
         }
+        fn changed_f64(old: Option<f64>, new: Option<f64>) -> Option<Option<f64>> {
+            (old.map(f64::to_bits) != new.map(f64::to_bits)).then_some(new)
+        }
         // The compact encodings must give the record's text back exactly, else the whole record.
         let last_restart = match &new.last_restart {
             Some(text) => Some(Stamp::parse(text)?),
@@ -132,18 +144,41 @@ impl ContainerPatch {
             restarts: changed(&old.restarts, &new.restarts),
             last_restart: (old.last_restart != new.last_restart).then_some(last_restart),
             ip: (old.ip != new.ip).then_some(ip),
+            probe: changed(&old.probe, &new.probe),
+            response_ms: changed_f64(old.response_ms, new.response_ms),
+            workload: changed_f64(old.workload, new.workload),
+            cpu_percent: changed_f64(old.cpu_percent, new.cpu_percent),
+            memory_bytes: changed(&old.memory_bytes, &new.memory_bytes),
         })
     }
 
     /// True when no field changed.
     pub fn is_empty(&self) -> bool {
-        let Self { id: _, state, packet_loss, threshold, restarts, last_restart, ip } = self;
+        let Self {
+            id: _,
+            state,
+            packet_loss,
+            threshold,
+            restarts,
+            last_restart,
+            ip,
+            probe,
+            response_ms,
+            workload,
+            cpu_percent,
+            memory_bytes,
+        } = self;
         state.is_none()
             && packet_loss.is_none()
             && threshold.is_none()
             && restarts.is_none()
             && last_restart.is_none()
             && ip.is_none()
+            && probe.is_none()
+            && response_ms.is_none()
+            && workload.is_none()
+            && cpu_percent.is_none()
+            && memory_bytes.is_none()
     }
 
     pub fn apply(&self, rec: &mut ContainerRecord) {
@@ -165,6 +200,21 @@ impl ContainerPatch {
         }
         if let Some(v) = self.ip {
             rec.ip = v.map(|ip| ip.to_string());
+        }
+        if let Some(v) = &self.probe {
+            rec.probe.clone_from(v);
+        }
+        if let Some(v) = self.response_ms {
+            rec.response_ms = v;
+        }
+        if let Some(v) = self.workload {
+            rec.workload = v;
+        }
+        if let Some(v) = self.cpu_percent {
+            rec.cpu_percent = v;
+        }
+        if let Some(v) = self.memory_bytes {
+            rec.memory_bytes = v;
         }
     }
 }
@@ -189,9 +239,29 @@ pub enum Command {
     AntagonistStop,
     /// The ground truth: attacks that started at or after an RFC 3339 time (all when `None`).
     Attacks { since: Option<String> },
+    /// Set a container's response-time probe.
+    SetProbe { container: String, probe: ProbeSetting },
+    /// A container's kept series: points at or after `since` (RFC 3339), at most the `last` ones.
+    Series { container: String, since: Option<String>, last: Option<u32> },
+}
+
+/// A container's response-time probe as a user sets it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProbeSetting {
+    /// `http://:PORT/PATH` or `tcp://:PORT` (validated by the host).
+    Probe(String),
+    /// No response-time probe, whatever the label says.
+    Off,
+    /// Back to the container's `hms.probe` label.
+    Label,
 }
 
 impl Command {
+    /// Whether it may change the host's published records (so the controller pulls after it).
+    pub fn changes_records(&self) -> bool {
+        !self.is_antagonist() && !matches!(self, Self::Series { .. })
+    }
+
     /// Whether the host's antagonist answers it (rather than its manager).
     pub fn is_antagonist(&self) -> bool {
         matches!(
@@ -240,6 +310,7 @@ pub struct CommandOk {
     pub container: Option<ContainerRecord>,
     pub antagonist: Option<AntagonistStatus>,
     pub attacks: Option<Vec<AttackRecord>>,
+    pub series: Option<SeriesRecord>,
 }
 
 /// Why a host refused a command.

@@ -30,6 +30,11 @@ fn record(i: u8) -> ContainerRecord {
         threshold: 30,
         restarts: 0,
         last_restart: None,
+        probe: None,
+        response_ms: None,
+        workload: None,
+        cpu_percent: None,
+        memory_bytes: None,
         full_id: format!("{i:064}"),
     }
 }
@@ -92,8 +97,8 @@ fn a_restart_patch_carries_its_time_and_address_compactly() {
     let mut patched = old.clone();
     patch.apply(&mut patched);
     assert_eq!(patched, restarted);
-    // id 13, restarts 2, time 12, address 7, empty fields 3
-    assert!(wire_size(&patch) <= 38, "{} bytes", wire_size(&patch));
+    // id 13, restarts 2, time 12, address 7, empty fields 8
+    assert!(wire_size(&patch) <= 43, "{} bytes", wire_size(&patch));
 }
 
 fn round_trip<T: Serialize + serde::de::DeserializeOwned>(v: &T) -> T {
@@ -132,6 +137,6 @@ fn antagonist_commands_and_answers_round_trip_through_bincode() {
         started_at: Some("2026-01-01T00:00:00Z".into()),
         method: "nftables".into(),
     };
-    let ok = CommandOk { container: None, antagonist: Some(status), attacks: Some(vec![]) };
+    let ok = CommandOk { container: None, antagonist: Some(status), attacks: Some(vec![]), series: None };
     assert_eq!(round_trip(&ok), ok);
 }

@@ -110,14 +110,14 @@ mod tests {
 
     #[test]
     fn frames_round_trip() {
-        let hb = Heartbeat { host: "vm1".into(), version: 42 };
+        let hb = Heartbeat { host: "vm1".into(), version: 42, signals: Default::default() };
         let back: Wire<Heartbeat> = Wire::from_bytes(Wire::new(hb.clone()).into_bytes());
         assert_eq!(back.open(), Ok(hb));
     }
 
     #[test]
     fn another_protocol_version_is_refused_by_name() {
-        let mut bytes = encode(&Heartbeat { host: "vm1".into(), version: 1 }).unwrap();
+        let mut bytes = encode(&Heartbeat { host: "vm1".into(), version: 1, signals: Default::default() }).unwrap();
         bytes[0] = PROTOCOL_VERSION + 1;
         let err = decode::<Heartbeat>(&bytes).unwrap_err();
         assert_eq!(err, WireError::Version(PROTOCOL_VERSION + 1));
@@ -127,7 +127,7 @@ mod tests {
     #[test]
     fn empty_and_truncated_frames_are_errors() {
         assert_eq!(decode::<Heartbeat>(&[]), Err(WireError::Empty));
-        let bytes = encode(&Heartbeat { host: "vm1".into(), version: 1 }).unwrap();
+        let bytes = encode(&Heartbeat { host: "vm1".into(), version: 1, signals: Default::default() }).unwrap();
         assert!(matches!(decode::<Heartbeat>(&bytes[..bytes.len() - 1]), Err(WireError::Decode(_))));
     }
 

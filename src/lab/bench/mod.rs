@@ -138,6 +138,7 @@ impl Bench {
         let parts = NodeParts {
             runtime: Arc::new(self.rt.clone()),
             prober: Arc::new(IcmpProber::new()?),
+            monitor: crate::actors::host::probe::Monitor::real()?,
             manager: config,
             controller: ControllerConfig::default(),
         };

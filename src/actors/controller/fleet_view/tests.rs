@@ -42,6 +42,11 @@ fn record(i: u8) -> ContainerRecord {
         threshold: 30,
         restarts: 0,
         last_restart: None,
+        probe: None,
+        response_ms: None,
+        workload: None,
+        cpu_percent: None,
+        memory_bytes: None,
         full_id: format!("{i:064}"),
     }
 }
@@ -87,14 +92,15 @@ fn a_registration_puts_the_host_online_and_opens_the_window() {
 fn three_missed_heartbeats_take_a_host_offline_two_do_not() {
     let t0 = Instant::now();
     let mut v = registered(t0, vec![]);
-    v.heartbeat(&Heartbeat { host: "vm1".into(), version: 1 }, t0, WALL);
+    v.heartbeat(&Heartbeat { host: "vm1".into(), version: 1, signals: Default::default() }, t0, WALL);
     assert!(v.liveness(t0 + ms(2_500)).is_empty(), "two missed: online");
     assert_eq!(status(&v, "vm1"), Some(HostStatus::Online));
     let events = v.liveness(t0 + ms(3_100));
     assert!(matches!(&events[..], [FleetEvent::Host { host }] if host.status == HostStatus::Offline));
     assert!(matches!(v.route("vm1"), Err(ControllerError::Offline(_))));
     assert!(v.liveness(t0 + ms(9_000)).is_empty(), "offline once");
-    let back = v.heartbeat(&Heartbeat { host: "vm1".into(), version: 1 }, t0 + ms(9_000), WALL);
+    let back =
+        v.heartbeat(&Heartbeat { host: "vm1".into(), version: 1, signals: Default::default() }, t0 + ms(9_000), WALL);
     assert_eq!(back.events.len(), 1, "online again");
     assert_eq!(back.close_after, Some(WINDOW), "a host coming back is pulled");
     assert!(v.route("vm1").is_ok());
@@ -241,7 +247,11 @@ fn a_snapshot_shares_containers_until_they_change() {
     let mut v = registered(t0, vec![record(1)]);
     let first = v.snapshot(&FleetSnapshot::default()).expect("a first snapshot");
     assert!(v.snapshot(&first).is_none(), "nothing changed");
-    v.heartbeat(&Heartbeat { host: "vm1".into(), version: 1 }, t0, WALL + Duration::from_secs(1));
+    v.heartbeat(
+        &Heartbeat { host: "vm1".into(), version: 1, signals: Default::default() },
+        t0,
+        WALL + Duration::from_secs(1),
+    );
     let second = v.snapshot(&first).expect("the heartbeat time changed");
     assert!(Arc::ptr_eq(&first.hosts["vm1"].containers, &second.hosts["vm1"].containers));
     let epoch = v.route("vm1").unwrap().epoch;
@@ -254,11 +264,14 @@ fn a_snapshot_shares_containers_until_they_change() {
 fn a_heartbeat_ahead_of_the_view_joins_the_window() {
     let t0 = Instant::now();
     let mut v = registered(t0, vec![]);
-    let changes = v.heartbeat(&Heartbeat { host: "vm1".into(), version: 1 }, t0, WALL);
+    let changes = v.heartbeat(&Heartbeat { host: "vm1".into(), version: 1, signals: Default::default() }, t0, WALL);
     assert_eq!(changes, Changes::default(), "up to date");
-    let changes = v.heartbeat(&Heartbeat { host: "vm1".into(), version: 4 }, t0, WALL);
+    let changes = v.heartbeat(&Heartbeat { host: "vm1".into(), version: 4, signals: Default::default() }, t0, WALL);
     assert_eq!(changes.close_after, Some(WINDOW), "a lost notice");
-    assert_eq!(v.heartbeat(&Heartbeat { host: "stranger".into(), version: 1 }, t0, WALL), Changes::default());
+    assert_eq!(
+        v.heartbeat(&Heartbeat { host: "stranger".into(), version: 1, signals: Default::default() }, t0, WALL),
+        Changes::default()
+    );
     let stats = v.stats(t0);
     assert_eq!(stats.heartbeats, 3);
     assert!(stats.heartbeat_bytes > 0 && stats.heartbeat_bytes < stats.bytes, "{stats:?}");
@@ -340,7 +353,7 @@ proptest! {
                 strategies::Op::Add(h) => drop(v.add_host(&name(h), None, now)),
                 strategies::Op::Remove(h) => drop(v.remove_host(&name(h))),
                 strategies::Op::LinkDown(h, l) => drop(v.link_down(&name(h), &l)),
-                strategies::Op::Heartbeat(h) => drop(v.heartbeat(&Heartbeat { host: name(h), version: 0 }, now, WALL)),
+                strategies::Op::Heartbeat(h) => drop(v.heartbeat(&Heartbeat { host: name(h), version: 0, signals: Default::default() }, now, WALL)),
                 strategies::Op::Silence(n) => {
                     now += ms(n);
                     v.liveness(now);

@@ -19,8 +19,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use crate::analysis::signals::{Shown, Signals};
 use crate::model::{ContainerRecord, ObservedContainer};
 use crate::policy::RestartTracker;
+use crate::probe::response::ResponseTarget;
 use crate::runtime::Selector;
 
 pub use events::EventEffect;
@@ -58,6 +60,9 @@ pub struct Tracked {
     /// Engine time of the current death (its first `die`, `stop` or `oom` event), if an event
     /// told it: how long the container was down when we start it is logged with the start.
     pub died_at: Option<OffsetDateTime>,
+    /// The last period's signals, and what the record shows of them.
+    pub signals: Option<Signals>,
+    pub shown: Shown,
     published: Option<ContainerRecord>,
 }
 
@@ -72,6 +77,9 @@ pub struct HostState {
     pub ignored: BTreeSet<String>,
     /// Names users asked to monitor despite an `hms.ignore` label.
     pub monitored: BTreeSet<String>,
+    /// Response-time probes set by users, by container name (`None`: no probe, whatever the
+    /// label says).
+    pub response_probes: BTreeMap<String, Option<ResponseTarget>>,
     pub containers: BTreeMap<String, Tracked>,
     pub version: u64,
     tombstones: Vec<(String, u64)>,
@@ -98,6 +106,7 @@ impl HostState {
             select,
             ignored: BTreeSet::new(),
             monitored: BTreeSet::new(),
+            response_probes: BTreeMap::new(),
             containers: BTreeMap::new(),
             version: 0,
             tombstones: Vec::new(),
@@ -129,6 +138,8 @@ impl Tracked {
             own_start_seen: false,
             own_op: None,
             died_at: None,
+            signals: None,
+            shown: Shown::default(),
             published: None,
         }
     }

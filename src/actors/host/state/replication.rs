@@ -15,6 +15,8 @@ impl HostState {
     /// The record published for a container.
     pub fn record(&self, id: &str, now: Instant) -> Option<ContainerRecord> {
         let t = self.containers.get(id)?;
+        // signals are shown only while they are being measured
+        let live = self.probe_target(id).and_then(|(ip, _)| ip).map(|_| ());
         Some(ContainerRecord {
             id: t.obs.short_id().to_owned(),
             name: t.obs.name.clone(),
@@ -26,6 +28,11 @@ impl HostState {
             threshold: self.threshold_of(&t.obs),
             restarts: t.restarts,
             last_restart: t.last_restart.map(model::rfc3339),
+            probe: self.response_probe(&t.obs).map(|p| p.to_string()),
+            response_ms: live.and(t.shown.response_ms),
+            workload: live.and(t.shown.workload),
+            cpu_percent: live.and(t.shown.cpu_percent),
+            memory_bytes: live.and(t.shown.memory_bytes),
             full_id: t.obs.id.clone(),
         })
     }

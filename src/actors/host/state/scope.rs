@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use super::HostState;
 use crate::actors::protocol::CommandError;
 use crate::model::{self, DockerState, LookupError, ObservedContainer};
+use crate::probe::response::{PROBE_LABEL, ResponseTarget};
 
 /// Label that excludes a container from monitoring.
 pub const IGNORE_LABEL: &str = "hms.ignore";
@@ -73,10 +74,35 @@ impl HostState {
         Ok(id)
     }
 
-    /// Whether a container should have a probe (`None`: no) and at which address
-    /// (`Some(None)`: probe paused, the container has no address or is not running).
-    pub fn probe_target(&self, id: &str) -> Option<Option<IpAddr>> {
+    /// Whether a container should have a probe (`None`: no), at which address (`None`: probe
+    /// paused, the container has no address or is not running), and which response-time probe.
+    pub fn probe_target(&self, id: &str) -> Option<(Option<IpAddr>, Option<ResponseTarget>)> {
         let t = self.containers.get(id).filter(|t| !self.is_ignored(&t.obs))?;
-        Some(t.obs.ip.filter(|_| t.obs.state == DockerState::Running))
+        Some((t.obs.ip.filter(|_| t.obs.state == DockerState::Running), self.response_probe(&t.obs)))
+    }
+
+    /// The container's response-time probe: what a user set through REST (which may be none),
+    /// else its valid `hms.probe` label.
+    pub fn response_probe(&self, obs: &ObservedContainer) -> Option<ResponseTarget> {
+        match self.response_probes.get(&obs.name) {
+            Some(set) => set.clone(),
+            None => obs.labels.get(PROBE_LABEL).and_then(|v| v.parse().ok()),
+        }
+    }
+
+    /// Sets a container's response-time probe (`Some(None)`: none), or (`None`) goes back to
+    /// its label.
+    pub fn set_response_probe(
+        &mut self,
+        query: &str,
+        probe: Option<Option<ResponseTarget>>,
+    ) -> Result<String, CommandError> {
+        let id = self.resolve(query)?;
+        let name = self.containers[&id].obs.name.clone();
+        match probe {
+            Some(p) => self.response_probes.insert(name, p),
+            None => self.response_probes.remove(&name),
+        };
+        Ok(id)
     }
 }
