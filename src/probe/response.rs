@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::ProbeError;
+pub use super::response_windows::{ResponseSpec, ResponseStats};
 use super::response_windows::{Outcome, Windows};
 
 /// Label naming a container's response-time probe.
@@ -81,60 +82,6 @@ impl ResponseTarget {
         match self {
             Self::Http { port, .. } | Self::Tcp { port } => *port,
         }
-    }
-}
-
-/// The shape of one response-time window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResponseSpec {
-    /// Requests per window.
-    pub count: u16,
-    /// Gap between the starts of two requests.
-    pub interval: Duration,
-    /// A request not answered by then is a failure at this time.
-    pub timeout: Duration,
-}
-
-impl Default for ResponseSpec {
-    /// Three requests 100 ms apart, each given a second.
-    fn default() -> Self {
-        Self { count: 3, interval: Duration::from_millis(100), timeout: Duration::from_secs(1) }
-    }
-}
-
-/// What one window measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ResponseStats {
-    pub sent: u16,
-    /// Requests that timed out, failed to connect, or answered other than 2xx/3xx.
-    pub failed: u16,
-    /// Requests whose TCP handshake completed: connections the container itself counted.
-    pub connected: u16,
-    /// Median time over every request, a failure counting at the timeout.
-    pub median: Option<Duration>,
-}
-
-impl ResponseStats {
-    pub(super) fn from_outcomes(outcomes: &[Outcome], timeout: Duration) -> Self {
-        let count = |f: fn(&Outcome) -> bool| u16::try_from(outcomes.iter().filter(|o| f(o)).count()).unwrap_or(0);
-        let mut times: Vec<Duration> = outcomes.iter().map(|o| if o.ok { o.took } else { timeout }).collect();
-        times.sort_unstable();
-        let median = match times.len() {
-            0 => None,
-            n if n % 2 == 1 => Some(times[n / 2]),
-            n => Some((times[n / 2 - 1] + times[n / 2]) / 2),
-        };
-        Self {
-            sent: u16::try_from(outcomes.len()).unwrap_or(u16::MAX),
-            failed: count(|o| !o.ok),
-            connected: count(|o| o.connected),
-            median,
-        }
-    }
-
-    /// Share (0–1) of the window's requests that failed; `None` for an empty window.
-    pub fn failed_share(&self) -> Option<f64> {
-        (self.sent > 0).then(|| f64::from(self.failed) / f64::from(self.sent))
     }
 }
 
