@@ -8,6 +8,7 @@
 //! | memory in use | `memory/docker/<id>/memory.usage_in_bytes` | `<group>/memory.current` |
 //! | memory limit | `memory/docker/<id>/memory.limit_in_bytes` (a huge value: none) | `<group>/memory.max` (`max`: none) |
 //! | memory failures | `memory/docker/<id>/memory.failcnt` | `<group>/memory.events` `max` |
+//! | a process | `cpu/docker/<id>/cgroup.procs` (or `cpuacct/`, `memory/`) | `<group>/cgroup.procs` |
 //!
 //! where the v2 `<group>` is `docker/<id>` (cgroupfs driver) or `system.slice/docker-<id>.scope`
 //! (systemd driver). Reading is plain file I/O on a root passed in, so tests run on fixture trees.
@@ -131,6 +132,22 @@ impl Cgroups {
         }
     }
 
+    /// A process of the container with full id `id`: the first listed in its group's
+    /// `cgroup.procs` (v1: of the `cpu`, `cpuacct` or `memory` hierarchy), else of the first
+    /// sub-group that has one (a container running systemd or Docker moves itself down a level);
+    /// `None` when the group has no process (the container stopped). Its `/proc/<pid>/net` is the
+    /// container's network namespace.
+    pub fn pid(&self, id: &str) -> Result<Option<u32>, CgroupError> {
+        let dir = match self.layout {
+            Layout::V1 => ["cpu", "cpuacct", "memory"]
+                .into_iter()
+                .find_map(|c| self.v1(id, c).ok())
+                .ok_or_else(|| CgroupError::NotFound(id.to_owned(), self.root.clone()))?,
+            Layout::V2 => self.v2(id)?,
+        };
+        first_pid(&dir)
+    }
+
     fn v1(&self, id: &str, controller: &str) -> Result<PathBuf, CgroupError> {
         // some hosts mount cpu and cpuacct together as `cpu,cpuacct`
         let candidates = [controller.to_owned(), "cpu,cpuacct".to_owned()];
@@ -161,6 +178,23 @@ pub fn throttled_share(before: CpuSample, after: CpuSample) -> Option<f64> {
     let periods = after.periods.checked_sub(before.periods).filter(|&p| p > 0)?;
     let throttled = after.throttled.checked_sub(before.throttled)?;
     Some((throttled as f64 / periods as f64).min(1.0))
+}
+
+/// The first process in `dir`'s `cgroup.procs`, else in its sub-groups', depth first.
+fn first_pid(dir: &Path) -> Result<Option<u32>, CgroupError> {
+    let path = dir.join("cgroup.procs");
+    if let Some(first) = read(&path)?.split_whitespace().next() {
+        return first.parse().map(Some).map_err(|_| CgroupError::Parse(path));
+    }
+    let entries = std::fs::read_dir(dir).map_err(|source| CgroupError::Read { path: dir.to_owned(), source })?;
+    let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    children.sort();
+    for child in children {
+        if let Some(pid) = first_pid(&child)? {
+            return Ok(Some(pid));
+        }
+    }
+    Ok(None)
 }
 
 fn read(path: &Path) -> Result<String, CgroupError> {

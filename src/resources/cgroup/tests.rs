@@ -102,3 +102,55 @@ fn the_live_hierarchy_answers_an_unknown_container_with_not_found() {
     let cg = Cgroups::detect("/sys/fs/cgroup");
     assert!(matches!(cg.memory("no-such-container"), Err(CgroupError::NotFound(..))));
 }
+
+#[test]
+fn finds_a_process_of_a_v1_container_in_any_hierarchy_it_has() {
+    for hierarchy in ["cpu", "cpuacct", "cpu,cpuacct", "memory"] {
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir.path().join(hierarchy).join("docker").join(ID), "cgroup.procs", "4242\n4300\n");
+        assert_eq!(Cgroups::detect(dir.path()).pid(ID).unwrap(), Some(4242), "{hierarchy}");
+    }
+}
+
+#[test]
+fn finds_a_process_of_a_v2_container_of_either_driver() {
+    for group in [format!("docker/{ID}"), format!("system.slice/docker-{ID}.scope")] {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "cgroup.controllers", "cpu memory io\n");
+        write(&dir.path().join(&group), "cgroup.procs", "17\n");
+        assert_eq!(Cgroups::detect(dir.path()).pid(ID).unwrap(), Some(17), "{group}");
+    }
+}
+
+/// A container running systemd (or Docker) moves its processes into sub-groups of its own.
+#[test]
+fn finds_a_process_in_a_sub_group_when_the_group_itself_has_none() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "cgroup.controllers", "cpu memory io\n");
+    let group = dir.path().join("docker").join(ID);
+    write(&group, "cgroup.procs", "");
+    write(&group.join("a.slice"), "cgroup.procs", "");
+    write(&group.join("init.scope"), "cgroup.procs", "91\n");
+    assert_eq!(Cgroups::detect(dir.path()).pid(ID).unwrap(), Some(91));
+}
+
+#[test]
+fn a_stopped_container_has_no_process() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("memory/docker").join(ID), "cgroup.procs", "");
+    assert_eq!(Cgroups::detect(dir.path()).pid(ID).unwrap(), None);
+}
+
+#[test]
+fn a_missing_group_or_garbled_procs_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let cg = Cgroups::detect(dir.path());
+    assert!(matches!(cg.pid(ID), Err(CgroupError::NotFound(..))));
+    let group = dir.path().join("cpu/docker").join(ID);
+    fs::create_dir_all(&group).unwrap();
+    assert!(matches!(cg.pid(ID), Err(CgroupError::Read { .. })));
+    write(&group, "cgroup.procs", "init\n");
+    assert!(matches!(cg.pid(ID), Err(CgroupError::Parse(_))));
+    write(&group, "cgroup.procs", "99999999999\n");
+    assert!(matches!(cg.pid(ID), Err(CgroupError::Parse(_))));
+}
