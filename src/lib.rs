@@ -10,7 +10,8 @@
 //!   the one [`policy::Backoff`], the aggregation window.
 //! - [`runtime`]: Docker behind the `ContainerRuntime` trait (bollard and an in-memory fake).
 //! - [`probe`]: ICMP echo windows behind the `Prober` trait (surge-ping and a fake).
-//! - [`resources`]: a container's CPU and memory from its cgroup files (v1 and v2).
+//! - [`resources`]: a container's CPU and memory from its cgroup files (v1 and v2); its inbound
+//!   traffic and the host's CPU, memory, load and pressure from procfs.
 //! - [`antagonist`]: fault injection (seeded planner, shutdowns, packet loss with netem or
 //!   nftables, ground-truth log); its actor is [`actors::host::antagonist`].
 //! - [`http`]: the REST API on warp.

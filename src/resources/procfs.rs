@@ -138,7 +138,7 @@ fn snmp_value(text: &str, proto: &str, column: &str) -> Option<u64> {
     let (names, values) = (lines.next()?, lines.next()?);
     let (names, values): (Vec<_>, Vec<_>) = (names.split_whitespace().collect(), values.split_whitespace().collect());
     let i = names.iter().position(|n| *n == column).filter(|_| names.len() == values.len())?;
-    values[i].parse().ok()
+    values.get(i)?.parse().ok()
 }
 
 /// Receive packets of `net/dev` summed over every interface but `lo`: two header lines (the
