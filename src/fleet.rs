@@ -69,7 +69,7 @@ impl FleetSnapshot {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::{ContainerState, HostStatus};
 
@@ -95,7 +95,16 @@ mod tests {
     }
 
     fn snapshot() -> FleetSnapshot {
-        let record = HostRecord {
+        snapshot_with(|_| {}, |_| {})
+    }
+
+    /// Host `h` with containers `web` (`aaa111`) and `db`, each record edited by `edit`, the
+    /// host's by `edit_host`.
+    pub(crate) fn snapshot_with(
+        edit: impl Fn(&mut ContainerRecord),
+        edit_host: impl Fn(&mut HostRecord),
+    ) -> FleetSnapshot {
+        let mut record = HostRecord {
             name: "h".into(),
             status: HostStatus::Online,
             last_heartbeat: None,
@@ -109,7 +118,10 @@ mod tests {
             cpu_pressure: None,
             memory_pressure: None,
         };
-        let containers = Arc::new(vec![container("h", "aaa111", "web"), container("h", "aaa222", "db")]);
+        edit_host(&mut record);
+        let mut containers = vec![container("h", "aaa111", "web"), container("h", "aaa222", "db")];
+        containers.iter_mut().for_each(edit);
+        let containers = Arc::new(containers);
         FleetSnapshot::new(BTreeMap::from([("h".to_owned(), HostSnapshot { record, containers })]), 0.5)
     }
 

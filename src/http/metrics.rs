@@ -45,6 +45,15 @@ struct ContainerLabels {
     id: String,
 }
 
+/// A container's workload, with what it counts (`requests` or `packets`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkloadLabels {
+    host: String,
+    container: String,
+    id: String,
+    unit: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     host: String,
@@ -159,10 +168,25 @@ impl Metrics {
         let threshold = Family::<ContainerLabels, Gauge>::default();
         let restarts = Family::<ContainerLabels, prometheus_client::metrics::counter::Counter>::default();
         let state = Family::<StateLabels, Gauge>::default();
+        let signals: [Family<ContainerLabels, Gauge<f64, AtomicU64>>; 3] = Default::default();
+        let workload = Family::<WorkloadLabels, Gauge<f64, AtomicU64>>::default();
         for c in fleet.containers() {
             let l = ContainerLabels { host: c.host.clone(), container: c.name.clone(), id: c.id.clone() };
             if let Some(p) = c.packet_loss {
                 loss.get_or_create(&l).set(p);
+            }
+            let values =
+                [c.response_ms.map(|v| v / 1000.0), c.cpu_percent.map(|v| v / 100.0), c.memory_bytes.map(|v| v as f64)];
+            for (family, v) in signals.iter().zip(values) {
+                if let Some(v) = v {
+                    family.get_or_create(&l).set(v);
+                }
+            }
+            if let Some(w) = c.workload {
+                let unit = if c.probe.is_some() { "requests" } else { "packets" };
+                let wl =
+                    WorkloadLabels { host: l.host.clone(), container: l.container.clone(), id: l.id.clone(), unit };
+                workload.get_or_create(&wl).set(w);
             }
             threshold.get_or_create(&l).set(i64::from(c.threshold));
             restarts.get_or_create(&l).inc_by(c.restarts);
@@ -176,15 +200,38 @@ impl Metrics {
         reg.register("hms_container_threshold_percent", "packet-loss threshold of the container", threshold);
         reg.register("hms_container_restarts", "restarts ordered by hms", restarts);
         reg.register("hms_container_state", "1 for the container's current state", state);
+        let [response, cpu, memory] = signals;
+        reg.register(
+            "hms_container_response_seconds",
+            "median response time of a recent probe period (moves by 10 %)",
+            response,
+        );
+        reg.register("hms_container_cpu_usage_ratio", "CPU used, in cores (1 = one core busy)", cpu);
+        reg.register("hms_container_memory_bytes", "memory in use", memory);
+        reg.register("hms_container_workload_per_second", "requests (containers with a response-time probe) or packets reaching the container per second, hms's own excluded", workload);
     }
 
     fn hosts(reg: &mut Registry, fleet: &FleetSnapshot) {
         let online = Family::<HostLabels, Gauge>::default();
         let age = Family::<HostLabels, Gauge<f64, AtomicU64>>::default();
         let containers = Family::<HostLabels, Gauge>::default();
+        let signals: [Family<HostLabels, Gauge<f64, AtomicU64>>; 6] = Default::default();
         let now = OffsetDateTime::now_utc();
         for h in fleet.host_records() {
             let l = HostLabels { host: h.name.clone() };
+            let values = [
+                h.cpu_busy_percent.map(|v| v / 100.0),
+                h.memory_available_bytes.map(|v| v as f64),
+                h.memory_total_bytes.map(|v| v as f64),
+                h.load1,
+                h.cpu_pressure.map(|v| v / 100.0),
+                h.memory_pressure.map(|v| v / 100.0),
+            ];
+            for (family, v) in signals.iter().zip(values) {
+                if let Some(v) = v {
+                    family.get_or_create(&l).set(v);
+                }
+            }
             online.get_or_create(&l).set(i64::from(h.status == HostStatus::Online));
             containers.get_or_create(&l).set(i64::try_from(h.containers).unwrap_or(i64::MAX));
             let last = h
@@ -198,6 +245,25 @@ impl Metrics {
         reg.register("hms_host_online", "1 when the host is online", online);
         reg.register("hms_host_heartbeat_age_seconds", "seconds since the host's last heartbeat", age);
         reg.register("hms_host_containers", "containers the host reports", containers);
+        let [busy, available, total, load1, cpu_pressure, memory_pressure] = signals;
+        reg.register(
+            "hms_host_cpu_busy_ratio",
+            "share of all the host's CPUs busy between its last two heartbeats",
+            busy,
+        );
+        reg.register("hms_host_memory_available_bytes", "memory available on the host", available);
+        reg.register("hms_host_memory_total_bytes", "memory of the host", total);
+        reg.register("hms_host_load1", "one-minute load average of the host", load1);
+        reg.register(
+            "hms_host_cpu_pressure_ratio",
+            "PSI: share of the last 10 s some task waited for CPU",
+            cpu_pressure,
+        );
+        reg.register(
+            "hms_host_memory_pressure_ratio",
+            "PSI: share of the last 10 s some task waited for memory",
+            memory_pressure,
+        );
     }
 
     fn controller(reg: &mut Registry, s: &Stats) {
@@ -232,6 +298,33 @@ mod tests {
         let text = m.render(&FleetSnapshot::default(), None);
         assert!(text.contains("hms_container_recovery_seconds_count 1"), "{text}");
         assert!(text.contains("hms_container_recovery_seconds_sum 0.4"), "{text}");
+    }
+
+    #[test]
+    fn signals_are_exported_in_base_units() {
+        let edit = |c: &mut crate::model::ContainerRecord| {
+            c.response_ms = Some(250.0);
+            c.cpu_percent = Some(50.0);
+            c.workload = Some(12.5);
+            c.probe = Some("http://:80/".into());
+            c.memory_bytes = Some(1024);
+        };
+        let fleet = crate::fleet::tests::snapshot_with(edit, |h| h.load1 = Some(0.5));
+        let text = Metrics::default().render(&fleet, None);
+        assert!(
+            text.contains(r#"hms_container_response_seconds{host="h",container="web",id="aaa111"} 0.25"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"hms_container_cpu_usage_ratio{host="h",container="web",id="aaa111"} 0.5"#), "{text}");
+        assert!(
+            text.contains(
+                r#"hms_container_workload_per_second{host="h",container="web",id="aaa111",unit="requests"} 12.5"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"hms_container_memory_bytes{host="h",container="web",id="aaa111"} 1024"#), "{text}");
+        assert!(text.contains(r#"hms_host_load1{host="h"} 0.5"#), "{text}");
+        assert!(!text.contains("hms_host_cpu_busy_ratio{"), "unknown values are left out: {text}");
     }
 
     #[test]

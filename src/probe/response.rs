@@ -26,8 +26,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::ProbeError;
-pub use super::response_windows::{ResponseSpec, ResponseStats};
 use super::response_windows::{Outcome, Windows};
+pub use super::response_windows::{ResponseSpec, ResponseStats};
 
 /// Label naming a container's response-time probe.
 pub const PROBE_LABEL: &str = "hms.probe";
