@@ -2,8 +2,11 @@
 //!
 //! - [`experiment`]: `hms experiment`, the availability and bandwidth experiment;
 //! - [`bench`]: `hms bench`, MTTR, probing cost, REST throughput and a simulated cluster;
-//! - [`testimage`]: the busybox image built `FROM scratch` for tests and the lab.
+//! - [`testimage`]: the busybox image built `FROM scratch` for tests and the lab;
+//! - [`serviceimage`]: the same busybox running `httpd`, a service whose response time depends on
+//!   CPU and load.
 
 pub mod bench;
 pub mod experiment;
+pub mod serviceimage;
 pub mod testimage;

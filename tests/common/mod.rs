@@ -195,8 +195,8 @@ pub fn started_at(name: &str) -> String {
     docker(&["inspect", "-f", "{{.State.StartedAt}}", name])
 }
 
-/// A locally built test image (no registry) and the containers started from it, all labelled
-/// `hms.test=<label>`. Everything is removed on drop, also when the test fails.
+/// A locally built test (or service) image (no registry) and the containers started from it, all
+/// labelled `hms.test=<label>`. Everything is removed on drop, also when the test fails.
 pub struct DockerFixture {
     pub image: String,
     pub label: String,
@@ -209,6 +209,15 @@ impl DockerFixture {
         let label = unique("t");
         let image = format!("hms-test:{label}");
         hms::lab::testimage::build(&image).expect("test image builds");
+        Self { image, label, containers: Vec::new() }
+    }
+
+    /// The same fixture over the service image (busybox `httpd`, see `hms::lab::serviceimage`).
+    pub fn service() -> Self {
+        require_docker();
+        let label = unique("t");
+        let image = format!("hms-service:{label}");
+        hms::lab::serviceimage::build_service(&image).expect("service image builds");
         Self { image, label, containers: Vec::new() }
     }
 

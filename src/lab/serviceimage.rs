@@ -1,0 +1,91 @@
+//! The service image: the test image's static busybox `FROM scratch` running busybox `httpd`, a
+//! service whose response time really depends on CPU and load, for response-time probes and the
+//! analysis experiments.
+//!
+//! - `GET /index.html` ([`STATIC_PATH`]): a 3-byte static page, what probes hit cheaply at scale;
+//! - `GET /cgi-bin/work?n=N` ([`WORK_PATH`]): a CGI shell script that runs a busy loop of `N`
+//!   iterations, then answers `200` with `ok n=N`. Without `n` it runs `$WORK` iterations (the
+//!   container's environment, default [`DEFAULT_WORK`]: busybox `httpd` passes its own
+//!   environment to CGI scripts); a malformed `n` (not 0–99,999,999) answers `400`.
+//!
+//! Cost, measured on the project's 2-core machine (busybox 1.35, Docker 20.10, cgroup v1): about
+//! **1.6 ms of CPU per 1,000 iterations**, on top of ~1 ms for the CGI fork and exec; see the
+//! calibration table in `docs/benchmarks.md` ("Service image"). `WORK=10000` answers in 10–30 ms
+//! on an idle machine.
+//!
+//! The main process is `sh` with a `trap` that kills `httpd` and exits 0, so `docker stop`
+//! returns at once instead of waiting 10 s for a PID 1 that ignores SIGTERM. Remove the image
+//! with [`remove`].
+
+use super::testimage::{ContextFile, build_context};
+
+pub use super::testimage::remove;
+
+/// The port `httpd` listens on inside the container.
+pub const SERVICE_PORT: u16 = 8080;
+
+/// The static page: a few bytes, no CGI.
+pub const STATIC_PATH: &str = "/index.html";
+
+/// The CGI endpoint whose CPU cost per request is `?n=` (or `$WORK`) loop iterations.
+pub const WORK_PATH: &str = "/cgi-bin/work";
+
+/// Loop iterations of [`WORK_PATH`] without `?n=` when `WORK` is not set at `docker run`.
+pub const DEFAULT_WORK: u32 = 2000;
+
+/// The Dockerfile of the service image.
+pub const SERVICE_DOCKERFILE: &str = r#"FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+COPY www /www
+ENV PATH=/bin WORK=2000
+EXPOSE 8080
+CMD ["sh", "-c", "trap 'kill $pid 2>/dev/null; exit 0' TERM INT; httpd -f -p 8080 -h /www & pid=$!; wait $pid"]
+"#;
+
+/// The static page served at [`STATIC_PATH`].
+pub const INDEX_HTML: &str = "ok\n";
+
+/// The CGI script served at [`WORK_PATH`]: `n` from the query string, else `$WORK`.
+pub const WORK_CGI: &str = r#"#!/bin/sh
+# GET /cgi-bin/work?n=N: a busy loop of N iterations, then "ok n=N"; without n, $WORK.
+set -f
+n=${WORK:-2000}
+IFS='&'
+for kv in $QUERY_STRING; do
+	case $kv in n=*) n=${kv#n=} ;; esac
+done
+case $n in
+'' | *[!0-9]* | ?????????*)
+	printf 'HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\r\nn must be 0 to 99999999\n'
+	exit 0
+	;;
+esac
+i=0
+while [ $i -lt $n ]; do i=$((i + 1)); done
+printf 'Content-Type: text/plain\r\n\r\nok n=%s\n' "$n"
+"#;
+
+/// Builds the service image under `tag` with the docker CLI, like [`super::testimage::build`].
+pub fn build_service(tag: &str) -> Result<(), String> {
+    let files = [
+        ContextFile { path: "www/index.html", content: INDEX_HTML, executable: false },
+        ContextFile { path: "www/cgi-bin/work", content: WORK_CGI, executable: true },
+    ];
+    build_context(tag, SERVICE_DOCKERFILE, &files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dockerfile_and_script_agree_with_the_constants() {
+        assert!(SERVICE_DOCKERFILE.contains(&format!("WORK={DEFAULT_WORK}")));
+        assert!(WORK_CGI.contains(&format!("n=${{WORK:-{DEFAULT_WORK}}}")));
+        assert!(SERVICE_DOCKERFILE.contains(&format!("httpd -f -p {SERVICE_PORT} -h /www")));
+        assert!(SERVICE_DOCKERFILE.contains(&format!("EXPOSE {SERVICE_PORT}")));
+        assert_eq!(WORK_PATH, "/cgi-bin/work", "the script is copied to www/cgi-bin/work");
+        assert_eq!(STATIC_PATH, "/index.html", "the page is copied to www/index.html");
+    }
+}
