@@ -59,6 +59,9 @@ pub struct ManagerOpts {
     /// One probe window per period, in seconds.
     #[arg(long, env = "HMS_PROBE_PERIOD", default_value = "1", value_parser = parse_secs)]
     pub probe_period: Duration,
+    /// Probe ICMP only: no response time, workload, resources nor series (the analysis Monitor).
+    #[arg(long, env = "HMS_NO_MONITOR")]
+    pub no_monitor: bool,
     /// Stop timeout of policy-ordered restarts, in seconds.
     #[arg(long, env = "HMS_STOP_TIMEOUT", default_value = "1", value_parser = parse_secs)]
     pub stop_timeout: Duration,
@@ -119,6 +122,7 @@ impl ManagerOpts {
         c.confirm = self.confirm;
         c.window = window;
         c.probe_period = self.probe_period;
+        c.monitor = !self.no_monitor;
         c.policy = policy;
         c.stop_timeout = self.stop_timeout;
         c.resync = self.resync;

@@ -46,6 +46,9 @@ pub struct ManagerConfig {
     pub heartbeat: Duration,
     pub heal: HealMode,
     pub antagonist: AntagonistSetup,
+    /// Measure response time, workload and resources besides ICMP (the analysis Monitor); off,
+    /// a manager probes as before it existed.
+    pub monitor: bool,
 }
 
 /// How the host's antagonist injects faults and where it logs them.
@@ -91,6 +94,7 @@ impl ManagerConfig {
             heartbeat: Duration::from_secs(1),
             heal: HealMode::Hms,
             antagonist: AntagonistSetup::default(),
+            monitor: true,
         }
     }
 

@@ -133,7 +133,13 @@ impl Actor for HostManager {
         let mut state = ManagerState {
             host,
             healing,
-            probes: Probes::new(self.prober.clone(), self.monitor.clone(), c.window, c.probe_period, report),
+            probes: Probes::new(
+                self.prober.clone(),
+                c.monitor.then(|| self.monitor.clone()),
+                c.window,
+                c.probe_period,
+                report,
+            ),
             series: SeriesStore::new(c.probe_period, self.monitor.sensors.clone()),
             engine: Engine::new(self.runtime.clone(), c.select.clone(), c.stop_timeout),
             dirty: Default::default(),
@@ -264,7 +270,7 @@ impl HostManager {
     /// Carries out what the strategy makes of a window: the plan, then a confirmation window.
     fn on_window(&self, myself: &ActorRef<HostMsg>, state: &mut ManagerState, w: &WindowReport) {
         state.probes.window_seen(&w.id);
-        if let Some(t) = state.host.containers.get_mut(&w.id) {
+        if let Some(t) = state.host.containers.get_mut(&w.id).filter(|_| self.config.monitor) {
             state.series.record(&w.id, &w.signals, w.stats.loss());
             t.shown = t.shown.follow(&w.signals);
             t.signals = Some(w.signals);

@@ -70,7 +70,8 @@ impl ractor::Message for ProbeMsg {}
 /// The read-only half: what to probe with and whom to tell.
 pub struct ProbeActor {
     pub prober: Arc<dyn Prober>,
-    pub monitor: Monitor,
+    /// `None`: ICMP only (`--no-monitor`).
+    pub monitor: Option<Monitor>,
     pub spec: WindowSpec,
     pub period: Duration,
 }
@@ -213,9 +214,9 @@ impl ProbeActor {
             tracing::debug_span!("probe_window", container.id = %crate::model::short_id(&state.container), ip = %ip);
         let icmp = self.prober.window(ip, self.spec);
         let response = async {
-            match &state.response {
-                Some(target) => Some(self.monitor.response.window(ip, target, self.monitor.response_spec).await),
-                None => None,
+            match (&state.response, &self.monitor) {
+                (Some(target), Some(m)) => Some(m.response.window(ip, target, m.response_spec).await),
+                _ => None,
             }
         };
         let (result, response) = async { futures::join!(icmp, response) }.instrument(span).await;
@@ -243,7 +244,8 @@ impl ProbeActor {
 
     /// Reads the counters and turns them into rates against the last reading.
     fn read(&self, state: &mut ProbeState, now: Instant) -> Signals {
-        let counters = self.monitor.sensors.container(&state.container);
+        let Some(monitor) = &self.monitor else { return Signals::default() };
+        let counters = monitor.sensors.container(&state.container);
         let unit = if state.response.is_some() { WorkloadUnit::Requests } else { WorkloadUnit::Packets };
         let (before, elapsed) = match &state.last {
             Some((at, before)) => (*before, now.saturating_duration_since(*at)),

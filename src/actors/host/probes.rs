@@ -34,7 +34,8 @@ pub type ProbeWanted = (Option<IpAddr>, Option<ResponseTarget>);
 /// The probes of one host manager.
 pub struct Probes {
     prober: Arc<dyn Prober>,
-    monitor: Monitor,
+    /// `None`: ICMP only.
+    monitor: Option<Monitor>,
     spec: WindowSpec,
     period: Duration,
     /// Where every probe reports its windows.
@@ -48,7 +49,7 @@ pub struct Probes {
 impl Probes {
     pub fn new(
         prober: Arc<dyn Prober>,
-        monitor: Monitor,
+        monitor: Option<Monitor>,
         spec: WindowSpec,
         period: Duration,
         report: ReportTo,
