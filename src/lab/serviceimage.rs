@@ -12,7 +12,8 @@
 //! Docker 20.10, cgroup v1; table in `docs/benchmarks.md`, "Service image"): about **2.2 ms of
 //! CPU per 1,000 iterations**, on top of ~2.4 ms per CGI request (httpd's fork, the script's exec)
 //! and ~0.6 ms per static page. The default `WORK=1000` costs ~4.5 ms of CPU and answers in
-//! 6–10 ms on an idle machine; `WORK=5000` answers in 15–20 ms.
+//! 6–8 ms (p50) in an idle container; `WORK=5000` in 15–18 ms. A busy loop inside a container
+//! limited to `--cpus 0.5` makes the default 2.3–3.9 × slower (CFS throttling).
 //!
 //! The main process is `sh` with a `trap` that kills `httpd` and exits 0, so `docker stop`
 //! returns at once instead of waiting 10 s for a PID 1 that ignores SIGTERM. Remove the image
