@@ -8,10 +8,12 @@
 //!   container's environment, default [`DEFAULT_WORK`]: busybox `httpd` passes its own
 //!   environment to CGI scripts); a malformed `n` (not 0–99,999,999) answers `400`.
 //!
-//! Cost, measured on the project's 2-core machine (busybox 1.35, Docker 20.10, cgroup v1): about
-//! **1.6 ms of CPU per 1,000 iterations**, on top of ~1 ms for the CGI fork and exec; see the
-//! calibration table in `docs/benchmarks.md` ("Service image"). `WORK=10000` answers in 10–30 ms
-//! on an idle machine.
+//! Cost, measured with `hms bench service` on the project's 2-core machine (busybox 1.35,
+//! Docker 20.10, cgroup v1; table in `docs/benchmarks.md`, "Service image"): about **2.2 ms of
+//! CPU per 1,000 iterations**, on top of ~2.4 ms per CGI request (httpd's fork, the script's exec)
+//! and ~0.6 ms per static page. The default `WORK=1000` costs ~4.5 ms of CPU and answers in
+//! 6–8 ms (p50) in an idle container; `WORK=5000` in 15–18 ms. A busy loop inside a container
+//! limited to `--cpus 0.5` makes the default 2.3–3.9 × slower (CFS throttling).
 //!
 //! The main process is `sh` with a `trap` that kills `httpd` and exits 0, so `docker stop`
 //! returns at once instead of waiting 10 s for a PID 1 that ignores SIGTERM. Remove the image
@@ -31,14 +33,14 @@ pub const STATIC_PATH: &str = "/index.html";
 pub const WORK_PATH: &str = "/cgi-bin/work";
 
 /// Loop iterations of [`WORK_PATH`] without `?n=` when `WORK` is not set at `docker run`.
-pub const DEFAULT_WORK: u32 = 2000;
+pub const DEFAULT_WORK: u32 = 1000;
 
 /// The Dockerfile of the service image.
 pub const SERVICE_DOCKERFILE: &str = r#"FROM scratch
 COPY busybox /bin/busybox
 RUN ["/bin/busybox", "--install", "-s", "/bin"]
 COPY www /www
-ENV PATH=/bin WORK=2000
+ENV PATH=/bin WORK=1000
 EXPOSE 8080
 CMD ["sh", "-c", "trap 'kill $pid 2>/dev/null; exit 0' TERM INT; httpd -f -p 8080 -h /www & pid=$!; wait $pid"]
 "#;
@@ -50,7 +52,7 @@ pub const INDEX_HTML: &str = "ok\n";
 pub const WORK_CGI: &str = r#"#!/bin/sh
 # GET /cgi-bin/work?n=N: a busy loop of N iterations, then "ok n=N"; without n, $WORK.
 set -f
-n=${WORK:-2000}
+n=${WORK:-1000}
 IFS='&'
 for kv in $QUERY_STRING; do
 	case $kv in n=*) n=${kv#n=} ;; esac

@@ -5,6 +5,8 @@
 //! - `probe`: CPU and resident memory of probing many containers at one window per second.
 //! - `cluster`: one controller process and many simulated manager processes ([`cluster`]).
 //! - `rest`: REST throughput and latency with `wrk`, and MTTR while the API is loaded ([`rest`]).
+//! - `service`: the calibration of the service image: response time by CPU cost, limit and
+//!   in-container load ([`service`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -23,6 +25,7 @@ use crate::runtime::{ContainerRuntime, EventKind, Selector};
 
 mod cluster;
 mod rest;
+mod service;
 
 pub(crate) use cluster::cluster_bytes;
 pub use cluster::simulated_engine;
@@ -42,6 +45,8 @@ pub enum BenchCmd {
     Cluster(cluster::ClusterBench),
     /// REST requests/s and p99 with wrk, and MTTR under REST load.
     Rest(rest::RestBench),
+    /// Response time of the service image by CPU cost, `--cpus` limit and in-container load.
+    Service(service::ServiceBench),
     /// CPU and memory of probing many containers.
     Probe {
         #[arg(long, default_value_t = 100)]
@@ -53,8 +58,10 @@ pub enum BenchCmd {
 }
 
 pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
-    if let BenchCmd::Cluster(b) = cmd {
-        return b.run().await;
+    match cmd {
+        BenchCmd::Cluster(b) => return b.run().await,
+        BenchCmd::Service(b) => return b.run().await,
+        _ => {}
     }
     let rt = DockerRuntime::connect(Duration::from_secs(10)).await.context("docker engine")?;
     let tag = format!("hms-bench:{}", std::process::id());
@@ -64,7 +71,7 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Mttr { kills, baseline } => bench.mttr(kills, baseline).await,
         BenchCmd::Probe { containers, seconds } => bench.probe(containers, seconds).await,
         BenchCmd::Rest(ref b) => bench.rest(b).await,
-        BenchCmd::Cluster(_) => Ok(()),
+        BenchCmd::Cluster(_) | BenchCmd::Service(_) => Ok(()),
     };
     bench.cleanup().await;
     result
