@@ -24,6 +24,7 @@ use crate::runtime::docker::DockerRuntime;
 use crate::runtime::{ContainerRuntime, EventKind, Selector};
 
 mod cluster;
+mod monitor;
 mod rest;
 mod service;
 
@@ -54,6 +55,25 @@ pub enum BenchCmd {
         /// Measured seconds (after a warm-up).
         #[arg(long, default_value_t = 20)]
         seconds: u64,
+        /// Service containers with response-time probes: the Monitor's cost against ICMP only,
+        /// in pairs of child processes of the same run.
+        #[arg(long)]
+        monitor: bool,
+        /// Pairs of runs with `--monitor`.
+        #[arg(long, default_value_t = 2)]
+        pairs: usize,
+    },
+    /// One measured child run of `probe --monitor` against its containers (internal).
+    #[command(hide = true)]
+    ProbeRun {
+        #[arg(long)]
+        label: String,
+        #[arg(long)]
+        containers: usize,
+        #[arg(long)]
+        seconds: u64,
+        #[arg(long)]
+        monitor: bool,
     },
 }
 
@@ -64,14 +84,24 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         _ => {}
     }
     let rt = DockerRuntime::connect(Duration::from_secs(10)).await.context("docker engine")?;
+    if let BenchCmd::ProbeRun { label, containers, seconds, monitor } = cmd {
+        let bench = Bench { rt, tag: String::new(), ids: Vec::new(), label };
+        return bench.probe_run(containers, seconds, monitor).await;
+    }
+    let service = matches!(cmd, BenchCmd::Probe { monitor: true, .. });
     let tag = format!("hms-bench:{}", std::process::id());
-    crate::lab::testimage::build(&tag).map_err(anyhow::Error::msg)?;
+    let built =
+        if service { crate::lab::serviceimage::build_service(&tag) } else { crate::lab::testimage::build(&tag) };
+    built.map_err(anyhow::Error::msg)?;
     let mut bench = Bench { rt, tag, ids: Vec::new(), label: format!("bench-{}", std::process::id()) };
     let result = match cmd {
         BenchCmd::Mttr { kills, baseline } => bench.mttr(kills, baseline).await,
-        BenchCmd::Probe { containers, seconds } => bench.probe(containers, seconds).await,
+        BenchCmd::Probe { containers, seconds, monitor: true, pairs } => {
+            bench.monitor_ab(containers, seconds, pairs).await
+        }
+        BenchCmd::Probe { containers, seconds, .. } => bench.probe(containers, seconds).await,
         BenchCmd::Rest(ref b) => bench.rest(b).await,
-        BenchCmd::Cluster(_) | BenchCmd::Service(_) => Ok(()),
+        BenchCmd::Cluster(_) | BenchCmd::Service(_) | BenchCmd::ProbeRun { .. } => Ok(()),
     };
     bench.cleanup().await;
     result
@@ -94,10 +124,21 @@ impl Bench {
     /// Runs `count` containers, [`PARALLEL`] at a time; every one created is kept for the clean-up,
     /// even when another failed.
     async fn spawn(&mut self, count: usize, label: &str) -> anyhow::Result<Vec<String>> {
+        self.spawn_labelled(count, label, &[]).await
+    }
+
+    /// [`Self::spawn`] with more labels.
+    async fn spawn_labelled(
+        &mut self,
+        count: usize,
+        label: &str,
+        more: &[(&str, &str)],
+    ) -> anyhow::Result<Vec<String>> {
         let (rt, tag, pid) = (&self.rt, &self.tag, std::process::id());
         let runs = futures::stream::iter(0..count).map(|i| async move {
             let name = format!("hms-bench-{pid}-{label}-{i}");
-            rt.run_container(&name, tag, &[("hms.bench", label)]).await
+            let labels: Vec<(&str, &str)> = [("hms.bench", label)].into_iter().chain(more.iter().copied()).collect();
+            rt.run_container(&name, tag, &labels).await
         });
         let results: Vec<_> = runs.buffered(PARALLEL).collect().await;
         let mut out = Vec::new();
@@ -121,7 +162,9 @@ impl Bench {
             let _ = rt.remove_container(&id).await;
         });
         removals.buffer_unordered(PARALLEL).collect::<Vec<()>>().await;
-        crate::lab::testimage::remove(&self.tag);
+        if !self.tag.is_empty() {
+            crate::lab::testimage::remove(&self.tag);
+        }
     }
 
     fn starts(&self) -> Starts {
@@ -140,7 +183,14 @@ impl Bench {
     }
 
     async fn node(&self, containers: usize) -> anyhow::Result<Node> {
+        self.node_with(containers, true).await
+    }
+
+    /// A standalone node over this bench's containers, with or without the Monitor, once every
+    /// container has been probed.
+    async fn node_with(&self, containers: usize, monitor: bool) -> anyhow::Result<Node> {
         let mut config = ManagerConfig::new("bench");
+        config.monitor = monitor;
         config.select = Some(Selector { key: "hms.bench".into(), value: self.label.clone() });
         let parts = NodeParts {
             runtime: Arc::new(self.rt.clone()),
