@@ -93,6 +93,18 @@ async fn three_managers_are_seen_and_go_offline_and_back_on_kill_stop_and_restar
     .await;
     let all = cluster.get("/containers").unwrap();
     assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
+    // the series stays on its host: the controller asks the manager process for it
+    let series_path = format!("/containers/vm3/{}/series", containers[2]);
+    eventually(Duration::from_secs(5), "a remote host's series through the controller", || async {
+        cluster.get(&series_path).is_some_and(|s| s["host"] == "vm3" && s["points"].as_array().is_some_and(|p| p.len() >= 2))
+    })
+    .await;
+    eventually(Duration::from_secs(5), "host signals in heartbeats", || async {
+        cluster.get("/hosts").is_some_and(|h| {
+            h.as_array().is_some_and(|a| a.iter().all(|h| h["cpu_busy_percent"].is_number() && h["load1"].is_number()))
+        })
+    })
+    .await;
 
     managers[0].signal("KILL");
     let took = cluster.until_status("vm1", "offline", Duration::from_secs(5)).await;

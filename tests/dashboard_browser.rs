@@ -1,6 +1,8 @@
 //! The dashboard in a real headless browser (Debian's `chromium`): the page shows a container,
 //! follows `/events` while the container is killed and healed, and a screenshot is kept as
-//! `target/dashboard.png`. Fails (never skips) when chromium is missing.
+//! `target/dashboard.png`; over an in-process node (fake engine and responder) it shows a probed
+//! container's response time and sparkline (`target/dashboard-signals.png`). Fails (never skips)
+//! when chromium is missing.
 
 mod common;
 
@@ -11,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use common::{DockerFixture, HmsProcess, docker, free_port, patience};
+use common::{DockerFixture, FakeFleet, HmsProcess, docker, free_port, patience, test_manager_config};
 
 const CHROMIUM: &str = "chromium";
 
@@ -85,9 +87,25 @@ fn wait_line(rx: &Receiver<String>, within: Duration, what: &str, pred: impl Fn(
     }
 }
 
-fn screenshot_path() -> PathBuf {
+/// `target/NAME`, beside the test binaries.
+fn kept_path(name: &str) -> PathBuf {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    tmp.parent().unwrap_or(tmp).join("dashboard.png")
+    tmp.parent().unwrap_or(tmp).join(name)
+}
+
+/// A screenshot of `url` after it ran for three (virtual) seconds, kept as `target/NAME`.
+fn screenshot(url: &str, profile: &Path, name: &str) {
+    let shot = kept_path(name);
+    let _ = std::fs::remove_file(&shot);
+    let out = Command::new(CHROMIUM)
+        .args(browser_args(profile))
+        .args(["--virtual-time-budget=3000", &format!("--screenshot={}", shot.display()), url])
+        .stdin(Stdio::null())
+        .output()
+        .expect("chromium runs");
+    let png = std::fs::read(&shot)
+        .unwrap_or_else(|e| panic!("no screenshot ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "screenshot of {} bytes", png.len());
 }
 
 #[test]
@@ -120,15 +138,47 @@ fn dashboard_shows_a_container_and_follows_its_restart_live() {
     }
     drop(browser);
 
-    let shot = screenshot_path();
-    let _ = std::fs::remove_file(&shot);
+    screenshot(&format!("{url}?live=0"), &dir.path().join("profile-shot"), "dashboard.png");
+}
+
+/// The page's DOM after it ran for a few (virtual) seconds, with `--dump-dom`.
+fn dump_dom(url: &str, profile: &Path) -> String {
     let out = Command::new(CHROMIUM)
-        .args(browser_args(&dir.path().join("profile-shot")))
-        .args(["--virtual-time-budget=3000", &format!("--screenshot={}", shot.display()), &format!("{url}?live=0")])
+        .args(browser_args(profile))
+        .args(["--virtual-time-budget=5000", "--dump-dom", url])
         .stdin(Stdio::null())
         .output()
         .expect("chromium runs");
-    let png = std::fs::read(&shot)
-        .unwrap_or_else(|e| panic!("no screenshot ({e}): {}", String::from_utf8_lossy(&out.stderr)));
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "screenshot of {} bytes", png.len());
+    assert!(out.status.success(), "chromium --dump-dom failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn dashboard_shows_the_response_time_and_a_sparkline_of_a_probed_container() {
+    require_chromium();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let fleet = rt.block_on(FakeFleet::start(test_manager_config("node1", None)));
+    let web = fleet.runtime.add("web", &[("hms.probe", "http://:8080/")]);
+    fleet.runtime.add("box", &[]);
+    fleet.responder.set(rt.block_on(fleet.ip(&web)), Some(Duration::from_millis(42)));
+    let (addr, stop) = rt.block_on(common::serve_fleet(&fleet, None, 2));
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://{addr}/");
+
+    let (browser, console) = Browser::open(&url, &dir.path().join("profile"));
+    wait_line(&console, Duration::from_secs(20), "web's response time", |l| l == "hms: response web 42.0 ms");
+    wait_line(&console, Duration::from_secs(30), "web's sparkline", |l| {
+        l.strip_prefix("hms: sparkline web response points=")
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n >= 2)
+    });
+    drop(browser);
+
+    // a page that renders once draws them too
+    let dom = dump_dom(&format!("{url}?live=0"), &dir.path().join("profile-dom"));
+    let row = dom.split("<tr").find(|r| r.contains(">web<")).unwrap_or_else(|| panic!("no row of web: {dom}"));
+    assert!(row.contains(">42.0 ms<"), "{row}");
+    assert!(row.contains(r#"<svg class="spark""#) && row.contains(r#"class="rt" d="M"#), "{row}");
+    screenshot(&format!("{url}?live=0"), &dir.path().join("profile-shot"), "dashboard-signals.png");
+    let _ = stop.send(());
 }

@@ -3,6 +3,7 @@
 //! answer exits non-zero with the server's message.
 
 pub mod client;
+mod human;
 mod table;
 
 use std::time::Duration;
@@ -75,6 +76,31 @@ pub enum Cmd {
         /// RFC 3339.
         #[arg(long)]
         since: Option<String>,
+    },
+    /// A container's kept signals, one row per probe period.
+    ///
+    /// Response time, share of failed requests, workload, CPU, CFS throttling, memory and packet
+    /// loss, oldest first; ten minutes are kept.
+    Series {
+        host: String,
+        /// Full id, short id, unique prefix or name.
+        id: String,
+        /// Only the latest N points (default: every kept point).
+        #[arg(long, value_name = "N")]
+        last: Option<u32>,
+        /// Only points at or after this time (RFC 3339).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+    },
+    /// Set a container's response-time probe, turn it off, or go back to its label.
+    Probe {
+        host: String,
+        /// Full id, short id, unique prefix or name.
+        id: String,
+        /// `http://:PORT/PATH` (GET, 2xx/3xx is success), `tcp://:PORT` (connect time), `off`
+        /// (none, whatever the label says) or `label` (its `hms.probe` label rules again).
+        #[arg(value_name = "URL|off|label")]
+        probe: String,
     },
     /// Follow the controller's changes (server-sent events) until interrupted.
     Watch,
@@ -199,6 +225,28 @@ fn seg(s: &str) -> String {
     out
 }
 
+/// `/containers/{host}/{id}` and a suffix.
+fn container_path(host: &str, id: &str, suffix: &str) -> String {
+    format!("/containers/{}/{}{suffix}", seg(host), seg(id))
+}
+
+/// `path`, with the query parameters that have a value.
+fn with_query(path: &str, params: &[(&str, Option<String>)]) -> String {
+    let q: Vec<String> = params.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", seg(v)))).collect();
+    if q.is_empty() { path.to_owned() } else { format!("{path}?{}", q.join("&")) }
+}
+
+/// `hmsctl probe HOST ID URL|off|label`: set (PUT), turn off (PUT null) or reset to the label
+/// (DELETE). A URL is checked by the server, which names what is wrong with it.
+fn probe_call(host: &str, id: &str, probe: &str) -> Call {
+    let path = container_path(host, id, "/probe");
+    match probe {
+        "label" => call("DELETE", path, None, table::View::Record),
+        "off" => call("PUT", path, Some(json!({ "probe": null })), table::View::Record),
+        url => call("PUT", path, Some(json!({ "probe": url })), table::View::Record),
+    }
+}
+
 fn antagonist_path(host: Option<&str>) -> String {
     host.map_or_else(|| "/antagonist".to_owned(), |h| format!("/antagonist/{}", seg(h)))
 }
@@ -220,13 +268,9 @@ fn plan(cmd: &Cmd) -> Result<Call, CtlError> {
     Ok(match cmd {
         Cmd::Containers { host: None } => call("GET", "/containers".into(), None, View::Containers),
         Cmd::Containers { host: Some(h) } => call("GET", format!("/containers/{}", seg(h)), None, View::OneHost),
-        Cmd::Container { host, id } => {
-            call("GET", format!("/containers/{}/{}", seg(host), seg(id)), None, View::Record)
-        }
-        Cmd::Ignore { host, id } => {
-            call("DELETE", format!("/containers/{}/{}", seg(host), seg(id)), None, View::Record)
-        }
-        Cmd::Monitor { host, id } => call("PUT", format!("/containers/{}/{}", seg(host), seg(id)), None, View::Record),
+        Cmd::Container { host, id } => call("GET", container_path(host, id, ""), None, View::Record),
+        Cmd::Ignore { host, id } => call("DELETE", container_path(host, id, ""), None, View::Record),
+        Cmd::Monitor { host, id } => call("PUT", container_path(host, id, ""), None, View::Record),
         Cmd::Threshold { args } => {
             let (host, n) = match args.as_slice() {
                 [n] => (None, n),
@@ -257,16 +301,14 @@ fn plan(cmd: &Cmd) -> Result<Call, CtlError> {
             AntagonistCmd::Status(h) => call("GET", antagonist_path(h.host.as_deref()), None, View::Record),
         },
         Cmd::Attacks { host, since } => {
-            let mut q: Vec<String> = Vec::new();
-            if let Some(h) = host {
-                q.push(format!("host={}", seg(h)));
-            }
-            if let Some(s) = since {
-                q.push(format!("since={}", seg(s)));
-            }
-            let path = if q.is_empty() { "/attacks".to_owned() } else { format!("/attacks?{}", q.join("&")) };
+            let path = with_query("/attacks", &[("host", host.clone()), ("since", since.clone())]);
             call("GET", path, None, View::Records)
         }
+        Cmd::Series { host, id, last, since } => {
+            let params = [("last", last.map(|n| n.to_string())), ("since", since.clone())];
+            call("GET", with_query(&container_path(host, id, "/series"), &params), None, View::Series)
+        }
+        Cmd::Probe { host, id, probe } => probe_call(host, id, probe),
         Cmd::Watch => return Err(CtlError::Usage("watch is not a single call".into())),
     })
 }
@@ -337,6 +379,27 @@ mod tests {
         assert_eq!((c.method, c.body), ("POST", Some(json!({"loss": 5, "seed": 7}))));
         let c = plan(&parse(&["attacks", "--host", "h"]).command).unwrap();
         assert_eq!(c.path, "/attacks?host=h");
+    }
+
+    #[test]
+    fn series_asks_for_the_points_wanted() {
+        let c = plan(&parse(&["series", "vm 1", "web"]).command).unwrap();
+        assert_eq!((c.method, c.path.as_str(), c.body), ("GET", "/containers/vm%201/web/series", None));
+        let c = plan(&parse(&["series", "h", "web", "--since", "2026-05-01T08:00:00+02:00", "--last", "5"]).command);
+        assert_eq!(c.unwrap().path, "/containers/h/web/series?last=5&since=2026-05-01T08%3A00%3A00%2B02%3A00");
+        assert!(Cli::try_parse_from(["hmsctl", "series", "h", "web", "--last", "-1"]).is_err());
+    }
+
+    #[test]
+    fn probe_sets_turns_off_or_goes_back_to_the_label() {
+        let c = plan(&parse(&["probe", "h", "web", "http://:8080/health"]).command).unwrap();
+        let body = Some(json!({"probe": "http://:8080/health"}));
+        assert_eq!((c.method, c.path.as_str(), c.body), ("PUT", "/containers/h/web/probe", body));
+        let c = plan(&parse(&["probe", "h", "web", "off"]).command).unwrap();
+        assert_eq!((c.method, c.body), ("PUT", Some(json!({"probe": null}))));
+        let c = plan(&parse(&["probe", "h", "web", "label"]).command).unwrap();
+        assert_eq!((c.method, c.path.as_str(), c.body), ("DELETE", "/containers/h/web/probe", None));
+        assert!(Cli::try_parse_from(["hmsctl", "probe", "h", "web"]).is_err());
     }
 
     #[test]

@@ -2,8 +2,17 @@
 //!
 //! The page reads `/hosts` and `/containers`, then follows `/events` (server-sent events) and
 //! re-reads after each burst of changes; its buttons call the REST API (with the bearer token
-//! typed into the page, kept in the browser's local storage). It logs every container state it
-//! shows to the console (`hms: container NAME STATE restarts=N`), which the browser test reads.
+//! typed into the page, kept in the browser's local storage). Hosts show CPU busy, memory
+//! available and load; containers their response time, workload, CPU and memory, in the units
+//! `hmsctl` uses, and a sparkline of response time and workload over the last 120 points of
+//! their series. Sparklines are refreshed every 5 s for the containers that have a probe or a
+//! row on screen (host online, at most 32 a round, 4 requests at a time, only the new points
+//! after the first fetch), never while the page is hidden.
+//!
+//! It logs to the console, which the browser test reads: every container state it shows
+//! (`hms: container NAME STATE restarts=N`), every response time it shows (`hms: response NAME
+//! 12.3 ms`, `—` for none) and a container's first sparkline with at least two response times
+//! (`hms: sparkline NAME response points=N`).
 
 use warp::http::HeaderValue;
 use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE};

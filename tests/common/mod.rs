@@ -168,6 +168,23 @@ pub async fn fleet_api(fleet: &FakeFleet, token: Option<&str>, containers: usize
     api
 }
 
+/// A REST server over the fleet on `127.0.0.1:0` (`token`: the API token, if any), serving once
+/// the controller has published `containers` containers: its address, and a sender that stops it.
+pub async fn serve_fleet(
+    fleet: &FakeFleet,
+    token: Option<&str>,
+    containers: usize,
+) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let api = fleet_api(fleet, token, containers).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(hms::http::serve(listener, api, async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
 /// Fails (never skips) when the Docker engine is not usable.
 pub fn require_docker() {
     let ok = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
