@@ -96,7 +96,9 @@ async fn three_managers_are_seen_and_go_offline_and_back_on_kill_stop_and_restar
     // the series stays on its host: the controller asks the manager process for it
     let series_path = format!("/containers/vm3/{}/series", containers[2]);
     eventually(Duration::from_secs(5), "a remote host's series through the controller", || async {
-        cluster.get(&series_path).is_some_and(|s| s["host"] == "vm3" && s["points"].as_array().is_some_and(|p| p.len() >= 2))
+        cluster
+            .get(&series_path)
+            .is_some_and(|s| s["host"] == "vm3" && s["points"].as_array().is_some_and(|p| p.len() >= 2))
     })
     .await;
     eventually(Duration::from_secs(5), "host signals in heartbeats", || async {

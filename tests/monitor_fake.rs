@@ -9,7 +9,6 @@ use std::time::Duration;
 use common::{FakeFleet, eventually, test_manager_config};
 use hms::http::{Api, routes};
 use hms::resources::cgroup::{CpuSample, MemorySample};
-use hms::resources::procfs::NetCounters;
 use hms::resources::sensors::Counters;
 use serde_json::Value;
 
@@ -32,7 +31,7 @@ fn steady_load(fleet: &FakeFleet, id: &str, theirs: u64) -> tokio::task::JoinHan
             let counters = Counters {
                 cpu: Some(CpuSample { usage_ns: i * 250_000_000, periods: 0, throttled: 0 }),
                 memory: Some(MemorySample { usage_bytes: 20 << 20, limit_bytes: Some(64 << 20), failures: 0 }),
-                net: Some(NetCounters { passive_opens: i * (theirs + 3), rx_packets: i * 100 }),
+                net: Some(i * (theirs + 3)),
             };
             sensors.set(&id, counters);
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -136,6 +135,7 @@ async fn the_series_endpoint_returns_the_kept_points_and_the_probe_is_set_over_r
         (r#"{"probe": "ftp://:21"}"#, "probe must be"),
         (r#"{"probe": 80}"#, "probe"),
         (r#"{"probe": "http://:8080/", "extra": 1}"#, "extra"),
+        ("{}", "required"),
     ] {
         let (st, err) = call(&api, "PUT", "/containers/h/web/probe", Some(body)).await;
         assert_eq!(st, 400, "{body}: {err}");

@@ -89,10 +89,10 @@ pub struct Series {
 }
 
 impl Series {
-    /// An empty series for a probe period; points start counting from `base`.
+    /// An empty series for a probe period; points count from `base`'s whole second.
     pub fn new(period: Duration, base: OffsetDateTime) -> Self {
         Self {
-            base,
+            base: base.replace_nanosecond(0).unwrap_or(base),
             period,
             points: VecDeque::new(),
             cap: capacity(period),
@@ -231,6 +231,16 @@ mod tests {
         assert_eq!((first.memory_bytes, first.packet_loss, first.cpu_throttled), (Some(10 << 20), Some(5.0), None));
         assert_eq!(second.response_ms, None, "not measured stays null");
         assert_eq!(second.memory_bytes, None);
+    }
+
+    #[test]
+    fn times_show_to_a_tenth_of_a_second_whatever_the_first_point_s_instant() {
+        let first = t0() + time::Duration::nanoseconds(193_114_816);
+        let mut s = Series::new(Duration::from_secs(1), first);
+        s.push(first, &sig(1.0), None);
+        s.push(first + time::Duration::seconds(1), &sig(1.0), None);
+        let at: Vec<String> = s.points(SeriesQuery::default()).into_iter().map(|p| p.at).collect();
+        assert_eq!(at, ["2027-01-15T08:00:00.1Z", "2027-01-15T08:00:01.1Z"]);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::resources::cgroup;
-use crate::resources::procfs::{self, NetCounters};
+use crate::resources::procfs::{self, NetCounter};
 pub use crate::resources::sensors::Counters;
 
 /// What a container's workload counts.
@@ -31,6 +31,14 @@ pub enum WorkloadUnit {
 }
 
 impl WorkloadUnit {
+    /// The counter that measures it.
+    pub fn counter(self) -> NetCounter {
+        match self {
+            Self::Requests => NetCounter::PassiveOpens,
+            Self::Packets => NetCounter::RxPackets,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Requests => "requests",
@@ -72,15 +80,13 @@ pub struct Signals {
 /// taken out of the workload. Counters that went back (a restart) give no rate.
 pub fn rates(before: &Counters, after: &Counters, elapsed: Duration, own: OwnTraffic, unit: WorkloadUnit) -> Signals {
     // a counter that went back (a restart) gives no rate; ours never takes it below zero
-    let net = |f: fn(&NetCounters) -> u64, ours: u16| {
-        let (b, a) = (f(&before.net?), f(&after.net?));
-        let theirs = a.checked_sub(b)?.saturating_sub(u64::from(ours));
-        procfs::rate(0, theirs, elapsed)
+    let ours = match unit {
+        WorkloadUnit::Requests => own.connections,
+        WorkloadUnit::Packets => own.echoes,
     };
-    let workload = match unit {
-        WorkloadUnit::Requests => net(|n| n.passive_opens, own.connections),
-        WorkloadUnit::Packets => net(|n| n.rx_packets, own.echoes),
-    };
+    let theirs =
+        before.net.zip(after.net).and_then(|(b, a)| a.checked_sub(b)).map(|d| d.saturating_sub(u64::from(ours)));
+    let workload = theirs.and_then(|n| procfs::rate(0, n, elapsed));
     let cpu = before.cpu.zip(after.cpu);
     let memory_failures = before.memory.zip(after.memory).and_then(|(b, a)| a.failures.checked_sub(b.failures));
     Signals {
@@ -167,11 +173,12 @@ mod tests {
     use crate::resources::cgroup::{CpuSample, MemorySample};
     use proptest::prelude::*;
 
-    fn counters(usage_ns: u64, opens: u64, packets: u64) -> Counters {
+    /// The counters a probe reads: its inbound counter is `net`.
+    fn counters(usage_ns: u64, net: u64) -> Counters {
         Counters {
             cpu: Some(CpuSample { usage_ns, periods: 10, throttled: 0 }),
             memory: Some(MemorySample { usage_bytes: 5 << 20, limit_bytes: Some(64 << 20), failures: 0 }),
-            net: Some(NetCounters { passive_opens: opens, rx_packets: packets }),
+            net: Some(net),
         }
     }
 
@@ -180,11 +187,12 @@ mod tests {
     #[test]
     fn workload_leaves_out_the_probe_s_own_connections_and_echoes() {
         let own = OwnTraffic { connections: 3, echoes: 20 };
-        let (before, after) = (counters(0, 100, 1000), counters(250_000_000, 113, 1120));
+        let (before, after) = (counters(0, 100), counters(250_000_000, 113));
         let s = rates(&before, &after, SEC, own, WorkloadUnit::Requests);
         assert_eq!(s.workload, Some(10.0));
         assert_eq!(s.cpu_percent, Some(25.0));
         assert_eq!((s.memory_bytes, s.memory_limit_bytes), (Some(5 << 20), Some(64 << 20)));
+        let (before, after) = (counters(0, 1000), counters(250_000_000, 1120));
         let s = rates(&before, &after, SEC * 2, own, WorkloadUnit::Packets);
         assert_eq!(s.workload, Some(50.0));
         assert_eq!(s.workload_unit, WorkloadUnit::Packets);
@@ -193,11 +201,11 @@ mod tests {
     #[test]
     fn a_restart_or_a_missing_counter_gives_no_rate_and_nothing_goes_negative() {
         let own = OwnTraffic { connections: 3, echoes: 20 };
-        let s = rates(&counters(900, 100, 1000), &counters(5, 2, 3), SEC, own, WorkloadUnit::Requests);
+        let s = rates(&counters(900, 100), &counters(5, 2), SEC, own, WorkloadUnit::Requests);
         assert_eq!((s.workload, s.cpu_percent), (None, None));
-        let s = rates(&counters(0, 100, 1000), &counters(0, 101, 1005), SEC, own, WorkloadUnit::Requests);
+        let s = rates(&counters(0, 100), &counters(0, 101), SEC, own, WorkloadUnit::Requests);
         assert_eq!(s.workload, Some(0.0), "fewer connections than the probe's own: none of anybody else's");
-        let s = rates(&Counters::default(), &counters(0, 1, 1), SEC, own, WorkloadUnit::Packets);
+        let s = rates(&Counters::default(), &counters(0, 1), SEC, own, WorkloadUnit::Packets);
         assert_eq!((s.workload, s.cpu_percent, s.memory_bytes), (None, None, Some(5 << 20)));
     }
 

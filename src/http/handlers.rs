@@ -68,15 +68,23 @@ impl AddHostBody {
 #[serde(deny_unknown_fields)]
 pub struct ProbeBody {
     /// The response-time probe, or null for none (whatever the `hms.probe` label says).
-    #[schema(pattern = r"^(http://:[0-9]{1,5}(/[!-~]*)?|tcp://:[0-9]{1,5}/?)$")]
-    probe: Option<String>,
+    /// Required: an empty body must not turn probing off by accident.
+    #[schema(required = true, pattern = r"^(http://:[0-9]{1,5}(/[!-~]*)?|tcp://:[0-9]{1,5}/?)$")]
+    #[serde(default, deserialize_with = "present")]
+    probe: Option<Option<String>>,
+}
+
+/// A field that must be present, though it may be null: absent is `None`, null `Some(None)`.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 impl ProbeBody {
     fn setting(self) -> Result<ProbeSetting, ApiError> {
         match self.probe {
-            None => Ok(ProbeSetting::Off),
-            Some(text) => match text.parse::<ResponseTarget>() {
+            None => Err(ApiError::BadRequest("probe: a probe or null is required".to_owned())),
+            Some(None) => Ok(ProbeSetting::Off),
+            Some(Some(text)) => match text.parse::<ResponseTarget>() {
                 Ok(target) => Ok(ProbeSetting::Probe(target.to_string())),
                 Err(e) => Err(ApiError::BadRequest(format!("probe: {e}"))),
             },

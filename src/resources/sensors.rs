@@ -7,21 +7,21 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::cgroup::{Cgroups, CpuSample, MemorySample};
-use super::procfs::{self, HostSample, NetCounters};
+use super::procfs::{self, HostSample, NetCounter};
 
 /// A container's cumulative counters at one instant; a counter that could not be read is `None`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Counters {
     pub cpu: Option<CpuSample>,
     pub memory: Option<MemorySample>,
-    /// Of the container's network namespace.
-    pub net: Option<NetCounters>,
+    /// The one inbound counter of the container's network namespace that was asked for.
+    pub net: Option<u64>,
 }
 
 /// Reads counters. Calls are plain reads of kernel files (microseconds), made from async code.
 pub trait Sensors: Send + Sync + 'static {
-    /// The counters of the container with full id `id`.
-    fn container(&self, id: &str) -> Counters;
+    /// The counters of the container with full id `id`, with `net` its inbound counter.
+    fn container(&self, id: &str, net: NetCounter) -> Counters;
     /// The host's CPU, memory, load and pressure, when readable.
     fn host(&self) -> Option<HostSample>;
 }
@@ -51,14 +51,14 @@ impl Default for HostSensors {
 }
 
 impl Sensors for HostSensors {
-    fn container(&self, id: &str) -> Counters {
+    fn container(&self, id: &str, net: NetCounter) -> Counters {
         // The network counters are the namespace's of any process of the container: the first
         // one its cgroup lists, so no engine call is needed.
         let pid = self.cgroups.pid(id).ok().flatten();
         Counters {
             cpu: self.cgroups.cpu(id).ok(),
             memory: self.cgroups.memory(id).ok(),
-            net: pid.and_then(|pid| procfs::net_counters(&self.proc_root, pid).ok()),
+            net: pid.and_then(|pid| procfs::net_counter(&self.proc_root, pid, net).ok()),
         }
     }
 
@@ -85,7 +85,7 @@ impl FakeSensors {
         Self::default()
     }
 
-    /// What later reads of container `id` (full id) return.
+    /// What later reads of container `id` (full id) return, whichever counter `net` is asked.
     pub fn set(&self, id: &str, counters: Counters) {
         self.table.lock().unwrap_or_else(|p| p.into_inner()).containers.insert(id.to_owned(), counters);
     }
@@ -97,7 +97,7 @@ impl FakeSensors {
 }
 
 impl Sensors for FakeSensors {
-    fn container(&self, id: &str) -> Counters {
+    fn container(&self, id: &str, _net: NetCounter) -> Counters {
         self.table.lock().unwrap_or_else(|p| p.into_inner()).containers.get(id).copied().unwrap_or_default()
     }
 

@@ -271,10 +271,14 @@ impl HostManager {
     fn on_window(&self, myself: &ActorRef<HostMsg>, state: &mut ManagerState, w: &WindowReport) {
         state.probes.window_seen(&w.id);
         if let Some(t) = state.host.containers.get_mut(&w.id).filter(|_| self.config.monitor) {
-            state.series.record(&w.id, &w.signals, w.stats.loss());
-            t.shown = t.shown.follow(&w.signals);
+            let started = time::OffsetDateTime::now_utc() - Instant::now().saturating_duration_since(w.started);
+            state.series.record(&w.id, started, &w.signals, w.stats.loss());
+            let shown = t.shown.follow(&w.signals);
             t.signals = Some(w.signals);
-            self.changed(state, [&w.id]);
+            if shown != t.shown {
+                t.shown = shown;
+                self.changed(state, [&w.id]);
+            }
         }
         let at = Moment::now();
         let effect = state.healing.on_window(&mut state.host, w, &at);

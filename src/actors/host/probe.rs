@@ -245,8 +245,8 @@ impl ProbeActor {
     /// Reads the counters and turns them into rates against the last reading.
     fn read(&self, state: &mut ProbeState, now: Instant) -> Signals {
         let Some(monitor) = &self.monitor else { return Signals::default() };
-        let counters = monitor.sensors.container(&state.container);
         let unit = if state.response.is_some() { WorkloadUnit::Requests } else { WorkloadUnit::Packets };
+        let counters = monitor.sensors.container(&state.container, unit.counter());
         let (before, elapsed) = match &state.last {
             Some((at, before)) => (*before, now.saturating_duration_since(*at)),
             None => (Counters::default(), Duration::ZERO),

@@ -26,11 +26,10 @@ impl SeriesStore {
         Self { period, series: HashMap::new(), sensors, last_host: None }
     }
 
-    /// Appends one period of container `id` (full id), measured now.
-    pub fn record(&mut self, id: &str, s: &Signals, packet_loss: f64) {
-        let now = OffsetDateTime::now_utc();
-        let series = self.series.entry(id.to_owned()).or_insert_with(|| Series::new(self.period, now));
-        series.push(now, s, Some(packet_loss));
+    /// Appends one period of container `id` (full id), whose window started at `at`.
+    pub fn record(&mut self, id: &str, at: OffsetDateTime, s: &Signals, packet_loss: f64) {
+        let series = self.series.entry(id.to_owned()).or_insert_with(|| Series::new(self.period, at));
+        series.push(at, s, Some(packet_loss));
     }
 
     /// Drops the series of a container that is gone.

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use super::{Bench, cpu_time, rss_kib, threads_cpu};
 use crate::actors::host::manager::HostMsg;
 use crate::lab::serviceimage::{SERVICE_PORT, STATIC_PATH};
+use crate::runtime::ContainerRuntime;
 
 /// What one child measured.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -36,7 +37,9 @@ impl Bench {
     pub(super) async fn monitor_ab(&mut self, containers: usize, seconds: u64, pairs: usize) -> anyhow::Result<()> {
         let label = self.label.clone();
         let probe = format!("http://:{SERVICE_PORT}{STATIC_PATH}");
-        self.spawn_labelled(containers, &label, &[("hms.probe", &probe)]).await?;
+        let ids = self.spawn_labelled(containers, &label, &[("hms.probe", &probe)]).await?;
+        let ip = self.rt.inspect(&ids[0]).await?.and_then(|c| c.ip).context("a service container has no address")?;
+        let floor = request_floor(std::net::SocketAddr::new(ip, SERVICE_PORT)).await?;
         let mut runs = Vec::new();
         for pair in 0..pairs {
             let order = if pair % 2 == 0 { [false, true] } else { [true, false] };
@@ -71,6 +74,14 @@ impl Bench {
             }
         }
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let requests = 3.0 * containers as f64;
+        let floor_pct = floor.as_secs_f64() * requests * 100.0;
+        println!(
+            "\nbaseline, same run: a bare HTTP/1.0 GET of {STATIC_PATH} on its own connection (blocking socket, one \
+             thread, {FLOOR_REQUESTS} in a row) costs {:.1} µs of CPU (user + kernel), so {requests:.0} requests/s cost at \
+             least {floor_pct:.2} % of one core",
+            floor.as_secs_f64() * 1e6
+        );
         println!(
             "\nthe Monitor's cost for {containers} containers, same run, mean of {} pairs: {:+.2} % of one core \
              (pairs: {}), {:+.1} KiB of RSS per container (pairs: {})",
@@ -109,6 +120,32 @@ impl Bench {
         println!("{}", serde_json::to_string(&figures)?);
         Ok(())
     }
+}
+
+/// Requests of the baseline.
+const FLOOR_REQUESTS: u32 = 3000;
+
+/// CPU per request of a plain client: [`FLOOR_REQUESTS`] GETs in a row on fresh blocking
+/// connections from one thread, timed by the thread's own scheduler clock (ns).
+async fn request_floor(addr: std::net::SocketAddr) -> anyhow::Result<Duration> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let on_cpu = || -> anyhow::Result<u64> {
+            let text = std::fs::read_to_string("/proc/thread-self/schedstat")?;
+            Ok(text.split_whitespace().next().context("schedstat")?.parse()?)
+        };
+        let request = format!("GET {STATIC_PATH} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let mut buf = Vec::with_capacity(1024);
+        let t0 = on_cpu()?;
+        for _ in 0..FLOOR_REQUESTS {
+            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+            s.write_all(request.as_bytes())?;
+            buf.clear();
+            s.read_to_end(&mut buf)?;
+        }
+        Ok(Duration::from_nanos((on_cpu()? - t0) / u64::from(FLOOR_REQUESTS)))
+    })
+    .await?
 }
 
 async fn with_response(node: &crate::node::Node) -> anyhow::Result<usize> {
