@@ -62,6 +62,9 @@ pub struct ManagerOpts {
     /// Probe ICMP only: no response time, workload, resources nor series (the analysis Monitor).
     #[arg(long, env = "HMS_NO_MONITOR")]
     pub no_monitor: bool,
+    /// Response-time requests per probe period, each on its own connection (1-20).
+    #[arg(long, env = "HMS_RESPONSE_REQUESTS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub response_requests: u16,
     /// Stop timeout of policy-ordered restarts, in seconds.
     #[arg(long, env = "HMS_STOP_TIMEOUT", default_value = "1", value_parser = parse_secs)]
     pub stop_timeout: Duration,
@@ -123,6 +126,7 @@ impl ManagerOpts {
         c.window = window;
         c.probe_period = self.probe_period;
         c.monitor = !self.no_monitor;
+        c.response.count = self.response_requests;
         c.policy = policy;
         c.stop_timeout = self.stop_timeout;
         c.resync = self.resync;

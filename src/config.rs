@@ -49,6 +49,8 @@ pub struct ManagerConfig {
     /// Measure response time, workload and resources besides ICMP (the analysis Monitor); off,
     /// a manager probes as before it existed.
     pub monitor: bool,
+    /// The response-time window: requests per period, their gap and timeout.
+    pub response: crate::probe::response::ResponseSpec,
 }
 
 /// How the host's antagonist injects faults and where it logs them.
@@ -95,6 +97,7 @@ impl ManagerConfig {
             heal: HealMode::Hms,
             antagonist: AntagonistSetup::default(),
             monitor: true,
+            response: crate::probe::response::ResponseSpec::default(),
         }
     }
 

@@ -21,6 +21,8 @@ pub struct AntagonistChild {
     actor: Option<ActorRef<AntagonistMsg>>,
     /// The targets last sent to it (`None`: none sent yet).
     targets: Option<Vec<Target>>,
+    /// [`targets_key`] of the host when they were built.
+    targets_key: u64,
 }
 
 impl AntagonistChild {
@@ -57,6 +59,13 @@ impl AntagonistChild {
     /// Tells the antagonist the eligible containers when they changed.
     pub fn send_targets(&mut self, host: &HostState) {
         let Some(a) = &self.actor else { return };
+        // most changes are of signals or states, not of targets: compare a hash first, so a busy
+        // host does not rebuild every target on every change
+        let key = targets_key(host);
+        if self.targets.is_some() && self.targets_key == key {
+            return;
+        }
+        self.targets_key = key;
         let targets: Vec<Target> = (host.containers.values().filter(|t| !host.is_ignored(&t.obs)))
             .map(|t| Target::new(t.obs.id.clone(), t.obs.name.clone(), &t.obs.labels, t.obs.ip))
             .collect();
@@ -84,4 +93,14 @@ impl AntagonistChild {
             let _ = a.stop_and_wait(None, Some(Duration::from_secs(2))).await;
         }
     }
+}
+
+/// A hash of what the targets are made of: eligible containers' ids, names, labels and addresses.
+fn targets_key(host: &HostState) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for t in host.containers.values().filter(|t| !host.is_ignored(&t.obs)) {
+        (&t.obs.id, &t.obs.name, &t.obs.labels, t.obs.ip).hash(&mut h);
+    }
+    h.finish()
 }

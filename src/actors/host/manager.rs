@@ -137,6 +137,7 @@ impl Actor for HostManager {
                 self.prober.clone(),
                 c.monitor.then(|| self.monitor.clone()),
                 c.window,
+                c.response,
                 c.probe_period,
                 report,
             ),

@@ -28,14 +28,13 @@ use crate::resources::sensors::{FakeSensors, HostSensors, Sensors};
 pub struct Monitor {
     pub response: Arc<dyn ResponseProber>,
     pub sensors: Arc<dyn Sensors>,
-    pub response_spec: ResponseSpec,
 }
 
 impl Monitor {
     /// This machine: the process's response-time engine, its cgroup and proc files.
     pub fn real() -> Result<Self, ProbeError> {
         let response = Arc::new(ResponseEngine::new()?);
-        Ok(Self { response, sensors: Arc::new(HostSensors::new()), response_spec: ResponseSpec::default() })
+        Ok(Self { response, sensors: Arc::new(HostSensors::new()) })
     }
 
     /// Fakes: every service answers in 5 ms, no counters (actor tests).
@@ -45,7 +44,7 @@ impl Monitor {
 
     /// Given fakes, kept by the caller to steer them.
     pub fn fakes(response: FakeResponder, sensors: FakeSensors) -> Self {
-        Self { response: Arc::new(response), sensors: Arc::new(sensors), response_spec: ResponseSpec::default() }
+        Self { response: Arc::new(response), sensors: Arc::new(sensors) }
     }
 }
 
@@ -73,6 +72,7 @@ pub struct ProbeActor {
     /// `None`: ICMP only (`--no-monitor`).
     pub monitor: Option<Monitor>,
     pub spec: WindowSpec,
+    pub response_spec: ResponseSpec,
     pub period: Duration,
 }
 
@@ -215,7 +215,7 @@ impl ProbeActor {
         let icmp = self.prober.window(ip, self.spec);
         let response = async {
             match (&state.response, &self.monitor) {
-                (Some(target), Some(m)) => Some(m.response.window(ip, target, m.response_spec).await),
+                (Some(target), Some(m)) => Some(m.response.window(ip, target, self.response_spec).await),
                 _ => None,
             }
         };

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::probe::{Monitor, PHASES, ProbeActor, ProbeArgs, ProbeMsg, ReportTo, epoch, phase_start};
 use crate::model::short_id;
 use crate::policy::Backoff;
-use crate::probe::response::ResponseTarget;
+use crate::probe::response::{ResponseSpec, ResponseTarget};
 use crate::probe::{Prober, WindowSpec};
 
 /// Back-off of re-spawning a probe actor that died: 100 ms doubling to 10 s.
@@ -37,6 +37,7 @@ pub struct Probes {
     /// `None`: ICMP only.
     monitor: Option<Monitor>,
     spec: WindowSpec,
+    response_spec: ResponseSpec,
     period: Duration,
     /// Where every probe reports its windows.
     report: ReportTo,
@@ -51,11 +52,12 @@ impl Probes {
         prober: Arc<dyn Prober>,
         monitor: Option<Monitor>,
         spec: WindowSpec,
+        response_spec: ResponseSpec,
         period: Duration,
         report: ReportTo,
     ) -> Self {
         let (slots, failures, respawn_pending) = Default::default();
-        Self { prober, monitor, spec, period, report, slots, failures, respawn_pending }
+        Self { prober, monitor, spec, response_spec, period, report, slots, failures, respawn_pending }
     }
 
     /// A window came in: the container's probe works, its past failures are forgiven.
@@ -108,6 +110,7 @@ impl Probes {
             prober: self.prober.clone(),
             monitor: self.monitor.clone(),
             spec: self.spec,
+            response_spec: self.response_spec,
             period: self.period,
         };
         let phase = rand::random::<u32>() % PHASES;

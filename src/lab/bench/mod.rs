@@ -62,6 +62,9 @@ pub enum BenchCmd {
         /// Pairs of runs with `--monitor`.
         #[arg(long, default_value_t = 2)]
         pairs: usize,
+        /// Response-time requests per period with `--monitor`.
+        #[arg(long, default_value_t = 3)]
+        response_requests: u16,
     },
     /// One measured child run of `probe --monitor` against its containers (internal).
     #[command(hide = true)]
@@ -74,6 +77,8 @@ pub enum BenchCmd {
         seconds: u64,
         #[arg(long)]
         monitor: bool,
+        #[arg(long, default_value_t = 3)]
+        response_requests: u16,
     },
 }
 
@@ -84,9 +89,9 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         _ => {}
     }
     let rt = DockerRuntime::connect(Duration::from_secs(10)).await.context("docker engine")?;
-    if let BenchCmd::ProbeRun { label, containers, seconds, monitor } = cmd {
+    if let BenchCmd::ProbeRun { label, containers, seconds, monitor, response_requests } = cmd {
         let bench = Bench { rt, tag: String::new(), ids: Vec::new(), label };
-        return bench.probe_run(containers, seconds, monitor).await;
+        return bench.probe_run(containers, seconds, monitor, response_requests).await;
     }
     let service = matches!(cmd, BenchCmd::Probe { monitor: true, .. });
     let tag = format!("hms-bench:{}", std::process::id());
@@ -96,8 +101,8 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     let mut bench = Bench { rt, tag, ids: Vec::new(), label: format!("bench-{}", std::process::id()) };
     let result = match cmd {
         BenchCmd::Mttr { kills, baseline } => bench.mttr(kills, baseline).await,
-        BenchCmd::Probe { containers, seconds, monitor: true, pairs } => {
-            bench.monitor_ab(containers, seconds, pairs).await
+        BenchCmd::Probe { containers, seconds, monitor: true, pairs, response_requests } => {
+            bench.monitor_ab(containers, seconds, pairs, response_requests).await
         }
         BenchCmd::Probe { containers, seconds, .. } => bench.probe(containers, seconds).await,
         BenchCmd::Rest(ref b) => bench.rest(b).await,
@@ -183,14 +188,15 @@ impl Bench {
     }
 
     async fn node(&self, containers: usize) -> anyhow::Result<Node> {
-        self.node_with(containers, true).await
+        self.node_with(containers, true, 3).await
     }
 
     /// A standalone node over this bench's containers, with or without the Monitor, once every
     /// container has been probed.
-    async fn node_with(&self, containers: usize, monitor: bool) -> anyhow::Result<Node> {
+    async fn node_with(&self, containers: usize, monitor: bool, requests: u16) -> anyhow::Result<Node> {
         let mut config = ManagerConfig::new("bench");
         config.monitor = monitor;
+        config.response.count = requests;
         config.select = Some(Selector { key: "hms.bench".into(), value: self.label.clone() });
         let parts = NodeParts {
             runtime: Arc::new(self.rt.clone()),

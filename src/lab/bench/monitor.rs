@@ -34,7 +34,13 @@ pub struct RunFigures {
 
 impl Bench {
     /// Parent: service containers, then `pairs` pairs of child runs; prints the table.
-    pub(super) async fn monitor_ab(&mut self, containers: usize, seconds: u64, pairs: usize) -> anyhow::Result<()> {
+    pub(super) async fn monitor_ab(
+        &mut self,
+        containers: usize,
+        seconds: u64,
+        pairs: usize,
+        requests: u16,
+    ) -> anyhow::Result<()> {
         let label = self.label.clone();
         let probe = format!("http://:{SERVICE_PORT}{STATIC_PATH}");
         let ids = self.spawn_labelled(containers, &label, &[("hms.probe", &probe)]).await?;
@@ -44,7 +50,7 @@ impl Bench {
         for pair in 0..pairs {
             let order = if pair % 2 == 0 { [false, true] } else { [true, false] };
             for monitor in order {
-                let run = child(&label, containers, seconds, monitor).await?;
+                let run = child(&label, containers, seconds, monitor, requests).await?;
                 eprintln!("pair {pair}: {run:?}");
                 runs.push((pair, run));
             }
@@ -74,7 +80,7 @@ impl Bench {
             }
         }
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-        let requests = 3.0 * containers as f64;
+        let requests = f64::from(requests) * containers as f64;
         let floor_pct = floor.as_secs_f64() * requests * 100.0;
         println!(
             "\nbaseline, same run: a bare HTTP/1.0 GET of {STATIC_PATH} on its own connection (blocking socket, one \
@@ -96,8 +102,14 @@ impl Bench {
 
     /// Child: a node over the parent's containers, measured for `seconds` after a warm-up;
     /// prints one JSON line.
-    pub(super) async fn probe_run(&self, containers: usize, seconds: u64, monitor: bool) -> anyhow::Result<()> {
-        let node = self.node_with(containers, monitor).await?;
+    pub(super) async fn probe_run(
+        &self,
+        containers: usize,
+        seconds: u64,
+        monitor: bool,
+        requests: u16,
+    ) -> anyhow::Result<()> {
+        let node = self.node_with(containers, monitor, requests).await?;
         let deadline = Instant::now() + Duration::from_secs(20);
         while monitor && with_response(&node).await? < containers && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -156,11 +168,18 @@ async fn with_response(node: &crate::node::Node) -> anyhow::Result<usize> {
 }
 
 /// Runs one child measurement and reads its figures.
-async fn child(label: &str, containers: usize, seconds: u64, monitor: bool) -> anyhow::Result<RunFigures> {
+async fn child(
+    label: &str,
+    containers: usize,
+    seconds: u64,
+    monitor: bool,
+    requests: u16,
+) -> anyhow::Result<RunFigures> {
     let exe = std::env::current_exe().context("own executable")?;
     let mut cmd = tokio::process::Command::new(exe);
     cmd.args(["bench", "probe-run", "--label", label])
         .args(["--containers", &containers.to_string(), "--seconds", &seconds.to_string()])
+        .args(["--response-requests", &requests.to_string()])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .kill_on_drop(true);
