@@ -69,7 +69,11 @@ impl AddHostBody {
 pub struct ProbeBody {
     /// The response-time probe, or null for none (whatever the `hms.probe` label says).
     /// Required: an empty body must not turn probing off by accident.
-    #[schema(required = true, pattern = r"^(http://:[0-9]{1,5}(/[!-~]*)?|tcp://:[0-9]{1,5}/?)$")]
+    #[schema(
+        required = true,
+        max_length = 1040,
+        pattern = r"^([hH][tT][tT][pP]://:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})(/[!-~]*)?|[tT][cC][pP]://:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})/?)$"
+    )]
     #[serde(default, deserialize_with = "present")]
     probe: Option<Option<String>>,
 }
@@ -98,6 +102,7 @@ impl ProbeBody {
 #[into_params(parameter_in = Query)]
 pub struct SeriesParams {
     /// Only points at or after this RFC 3339 time.
+    #[param(format = DateTime)]
     since: Option<String>,
     /// Only the latest N points.
     #[param(minimum = 0, maximum = 6000)]

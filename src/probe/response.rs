@@ -41,24 +41,32 @@ pub enum ResponseTarget {
     Tcp { port: u16 },
 }
 
+/// Longest probe text accepted.
+pub const MAX_TARGET_LEN: usize = 1040;
+
 /// A probe text that is not `http://:PORT/PATH` or `tcp://:PORT`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("probe must be http://:PORT/PATH or tcp://:PORT (PORT 1-65535), got {0:?}")]
+#[error("probe must be http://:PORT/PATH or tcp://:PORT (PORT 1-65535, at most 1040 characters), got {0:?}")]
 pub struct TargetError(pub String);
 
 impl std::str::FromStr for ResponseTarget {
     type Err = TargetError;
     fn from_str(s: &str) -> Result<Self, TargetError> {
         let bad = || TargetError(s.to_owned());
-        let (scheme, rest) = s.trim().split_once("://:").ok_or_else(bad)?;
+        if s.len() > MAX_TARGET_LEN {
+            return Err(bad());
+        }
+        let (scheme, rest) = s.split_once("://:").ok_or_else(bad)?;
         let (port, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
-        let port = port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+        // digits only, no sign nor leading zero: one spelling per port
+        let digits = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+        let port = port.parse::<u16>().ok().filter(|p| digits && *p > 0 && !port.starts_with('0')).ok_or_else(bad)?;
         let printable = path.bytes().all(|b| b.is_ascii_graphic());
         match scheme.to_ascii_lowercase().as_str() {
-            "http" if printable && path.len() <= 1024 => {
+            "http" if printable => {
                 let path = if path.is_empty() { "/".to_owned() } else { path.to_owned() };
                 Ok(Self::Http { port, path })
             }
@@ -319,6 +327,15 @@ mod tests {
             let e = bad.parse::<ResponseTarget>().unwrap_err();
             assert!(e.to_string().starts_with("probe must be"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_port_has_one_spelling_and_a_probe_text_a_bounded_length() {
+        let long = format!("http://:80/{}", "a".repeat(MAX_TARGET_LEN));
+        for bad in ["http://:080/", "http://:+80/", " http://:80/", "http://:80/ ", long.as_str()] {
+            assert!(bad.parse::<ResponseTarget>().is_err(), "{bad}");
+        }
+        assert!("http://:65535/x".parse::<ResponseTarget>().is_ok());
     }
 
     #[test]
