@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::ProbeError;
-use super::response_windows::{Outcome, Windows};
+use super::response_windows::{Outcome, Windows, spaced};
 pub use super::response_windows::{ResponseSpec, ResponseStats};
 
 /// Label naming a container's response-time probe.
@@ -179,7 +179,8 @@ async fn engine(mut inbox: mpsc::UnboundedReceiver<Request>) {
         tokio::select! {
             request = inbox.recv(), if inbox_open => match request {
                 Some(Request { to, spec, done }) => {
-                    table.open(spec, Instant::now(), to, done);
+                    let sends = spaced(Instant::now(), spec, rand::random::<f64>);
+                    table.open_at(spec, sends, to, done);
                 }
                 None => inbox_open = false,
             },

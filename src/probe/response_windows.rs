@@ -82,7 +82,8 @@ enum Slot {
 
 struct Window<P, D> {
     spec: ResponseSpec,
-    start: Instant,
+    /// When each request is due.
+    sends: Vec<Instant>,
     payload: P,
     slots: Vec<Slot>,
     done: D,
@@ -90,7 +91,7 @@ struct Window<P, D> {
 
 impl<P, D> Window<P, D> {
     fn send_time(&self, i: usize) -> Instant {
-        self.start + self.spec.interval * u32::try_from(i).unwrap_or(u32::MAX)
+        self.sends[i]
     }
 
     fn next_event(&self) -> Option<Instant> {
@@ -116,6 +117,18 @@ impl<P, D> Window<P, D> {
     }
 }
 
+/// When each request of a window starting at `start` is due: request `i` at a point of its own
+/// slot `[start + i·interval, start + (i+1)·interval)`, placed by `unit` (a draw from [0, 1)).
+///
+/// Random places keep the probes from locking onto the kernel's 100 ms CFS period: with requests
+/// exactly 100 ms apart and windows on a 1 s grid, every request of a throttled container met the
+/// same phase of the throttling cycle, and a busy loop sharing its quota went unseen in some runs.
+pub(super) fn spaced(start: Instant, spec: ResponseSpec, mut unit: impl FnMut() -> f64) -> Vec<Instant> {
+    (0..u32::from(spec.count))
+        .map(|i| start + spec.interval * i + spec.interval.mul_f64(unit().clamp(0.0, 0.999_999)))
+        .collect()
+}
+
 /// A request to start now: its window's key, its index, and the window's payload.
 pub(super) type Launch<P> = (u64, usize, P);
 
@@ -137,12 +150,18 @@ impl<P: Clone, D> Windows<P, D> {
         self.open.is_empty()
     }
 
-    /// Opens a window whose first request is due at `start`; returns its key.
+    /// Opens a window whose requests are due `interval` apart from `start`; returns its key.
+    #[cfg(test)]
     pub(super) fn open(&mut self, spec: ResponseSpec, start: Instant, payload: P, done: D) -> u64 {
+        self.open_at(spec, spaced(start, spec, || 0.0), payload, done)
+    }
+
+    /// Opens a window whose request `i` is due at `sends[i]`; returns its key.
+    pub(super) fn open_at(&mut self, spec: ResponseSpec, sends: Vec<Instant>, payload: P, done: D) -> u64 {
         let key = self.next_key;
         self.next_key += 1;
-        let slots = vec![Slot::Waiting; usize::from(spec.count)];
-        self.open.insert(key, Window { spec, start, payload, slots, done });
+        let slots = vec![Slot::Waiting; sends.len()];
+        self.open.insert(key, Window { spec, sends, payload, slots, done });
         key
     }
 
@@ -225,6 +244,17 @@ mod tests {
 
     fn ok(took: u64) -> Outcome {
         Outcome { ok: true, took: ms(took), connected: true }
+    }
+
+    #[test]
+    fn each_request_is_due_within_its_own_slot() {
+        let t0 = Instant::now();
+        let mut draws = [0.0, 0.5, 0.999_999_9, 7.0].into_iter();
+        let sends = spaced(t0, ResponseSpec { count: 4, ..spec(4) }, || draws.next().unwrap());
+        assert_eq!(sends[0], t0);
+        assert_eq!(sends[1], t0 + ms(150));
+        assert!(sends[2] >= t0 + ms(299) && sends[2] < t0 + ms(300));
+        assert!(sends[3] >= t0 + ms(399) && sends[3] < t0 + ms(400), "out-of-range draws stay in the slot");
     }
 
     #[test]
