@@ -6,21 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{FakeFleet, eventually, test_manager_config};
-use hms::http::{Api, routes};
+use common::{FakeFleet, call, eventually, test_manager_config};
 use hms::resources::cgroup::{CpuSample, MemorySample};
 use hms::resources::sensors::Counters;
 use serde_json::Value;
-
-async fn call(api: &Api, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-    let mut req = warp::test::request().method(method).path(path);
-    if let Some(b) = body {
-        req = req.header("content-type", "application/json").body(b);
-    }
-    let res = req.reply(&routes(api.clone())).await;
-    let text = String::from_utf8_lossy(res.body()).into_owned();
-    (res.status().as_u16(), serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
 
 /// Advances a container's fake counters every second, as a service under a steady load would:
 /// a quarter of a core, `theirs` connections of its clients plus the probe's 3, 20 MiB.

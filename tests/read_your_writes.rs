@@ -6,25 +6,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{FakeFleet, eventually, test_manager_config};
+use common::{FakeFleet, call, eventually, test_manager_config};
 use hms::actors::controller::{ControllerMsg, Stats};
-use hms::http::{Api, routes};
+use hms::http::Api;
 use hms::model::ContainerState;
 use serde_json::Value;
 
 struct Setup {
     fleet: FakeFleet,
     api: Api,
-}
-
-async fn call(api: &Api, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-    let mut req = warp::test::request().method(method).path(path);
-    if let Some(b) = body {
-        req = req.header("content-type", "application/json").body(b);
-    }
-    let res = req.reply(&routes(api.clone())).await;
-    let text = String::from_utf8_lossy(res.body()).into_owned();
-    (res.status().as_u16(), serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 /// The controller's exchange counters.

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::echo_windows::{ECHO_REPLY, Windows, grid_start};
-use super::{ProbeError, Prober, WindowSpec, WindowStats};
+use super::{ProbeError, Prober, WindowSpec, WindowStats, sleep_until};
 
 /// Receive buffer for the shared socket, so bursts from many containers are not dropped.
 const RECV_BUFFER: usize = 4 << 20;
@@ -165,13 +165,6 @@ async fn engine(socket: AsyncSocket, mut inbox: mpsc::UnboundedReceiver<Request>
         if !inbox_open && table.is_empty() {
             return;
         }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

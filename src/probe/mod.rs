@@ -83,6 +83,15 @@ pub trait Prober: Send + Sync + 'static {
     async fn window(&self, target: IpAddr, spec: WindowSpec) -> Result<WindowStats, ProbeError>;
 }
 
+/// Sleeps until `at`, or forever without one: the one timer of an engine's loop (ICMP and
+/// response time), which wakes for the next event of all its windows.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,9 +25,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::ProbeError;
 use super::response_windows::{Outcome, Windows, spaced};
 pub use super::response_windows::{ResponseSpec, ResponseStats};
+use super::{ProbeError, sleep_until};
 
 /// Label naming a container's response-time probe.
 pub const PROBE_LABEL: &str = "hms.probe";
@@ -214,13 +214,6 @@ async fn engine(mut inbox: mpsc::UnboundedReceiver<Request>) {
         if !inbox_open && table.is_empty() {
             return;
         }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

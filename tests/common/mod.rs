@@ -432,3 +432,15 @@ impl Drop for HmsProcess {
         }
     }
 }
+
+/// One request through the REST routes (warp's test client, no socket): status and JSON body
+/// (a string when the body is not JSON).
+pub async fn call(api: &hms::http::Api, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let mut req = warp::test::request().method(method).path(path);
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b);
+    }
+    let res = req.reply(&hms::http::routes(api.clone())).await;
+    let text = String::from_utf8_lossy(res.body()).into_owned();
+    (res.status().as_u16(), serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+}
