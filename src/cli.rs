@@ -62,6 +62,9 @@ pub struct ManagerOpts {
     /// Probe ICMP only: no response time, workload, resources nor series (the analysis Monitor).
     #[arg(long, env = "HMS_NO_MONITOR")]
     pub no_monitor: bool,
+    /// Record every period's signals to DIR/signals-<host>.jsonl, for `hms analyze --replay DIR`.
+    #[arg(long, env = "HMS_RECORD")]
+    pub record: Option<PathBuf>,
     /// Response-time requests per probe period, each on its own connection (1-20).
     #[arg(long, env = "HMS_RESPONSE_REQUESTS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
     pub response_requests: u16,
@@ -126,6 +129,7 @@ impl ManagerOpts {
         c.window = window;
         c.probe_period = self.probe_period;
         c.monitor = !self.no_monitor;
+        c.record = self.record.clone();
         c.response.count = self.response_requests;
         c.policy = policy;
         c.stop_timeout = self.stop_timeout;

@@ -51,6 +51,10 @@ pub struct ManagerConfig {
     pub monitor: bool,
     /// The response-time window: requests per period, their gap and timeout.
     pub response: crate::probe::response::ResponseSpec,
+    /// Detection and identification on the Monitor's signals (only with `monitor`).
+    pub analysis: crate::analysis::detect::AnalysisSettings,
+    /// Append every period's signals to `<dir>/signals-<host>.jsonl` (`hms analyze --replay`).
+    pub record: Option<std::path::PathBuf>,
 }
 
 /// How the host's antagonist injects faults and where it logs them.
@@ -98,6 +102,8 @@ impl ManagerConfig {
             antagonist: AntagonistSetup::default(),
             monitor: true,
             response: crate::probe::response::ResponseSpec::default(),
+            analysis: crate::analysis::detect::AnalysisSettings::default(),
+            record: None,
         }
     }
 

@@ -27,13 +27,21 @@ pub struct FleetSnapshot {
     pub hosts: BTreeMap<String, HostSnapshot>,
     /// Aggregation window, in seconds.
     pub aggregation: f64,
+    /// The fleet-wide analysis settings (`GET /config`).
+    pub analysis: crate::analysis::detect::AnalysisConfig,
     /// `GET /containers` of this snapshot, serialized on first use.
     all_json: OnceLock<Bytes>,
 }
 
 impl FleetSnapshot {
     pub fn new(hosts: BTreeMap<String, HostSnapshot>, aggregation: f64) -> Self {
-        Self { hosts, aggregation, all_json: OnceLock::new() }
+        Self { hosts, aggregation, analysis: Default::default(), all_json: OnceLock::new() }
+    }
+
+    /// The snapshot with the fleet-wide analysis settings.
+    pub fn with_analysis(mut self, analysis: crate::analysis::detect::AnalysisConfig) -> Self {
+        self.analysis = analysis;
+        self
     }
 
     /// Every container of every host, hosts in name order.
@@ -90,6 +98,7 @@ pub(crate) mod tests {
             workload: None,
             cpu_percent: None,
             memory_bytes: None,
+            anomaly: None,
             full_id: id.to_owned(),
         }
     }

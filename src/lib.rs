@@ -33,6 +33,7 @@ pub mod ctl;
 pub mod fleet;
 pub mod http;
 pub mod lab;
+pub mod load;
 pub mod model;
 pub mod node;
 pub mod policy;

@@ -248,6 +248,8 @@ pub struct ContainerRecord {
     pub cpu_percent: Option<f64>,
     /// Memory in use; moves by 10 % and 1 MiB.
     pub memory_bytes: Option<u64>,
+    /// The level of the container's open anomaly (`GET /anomalies` has its record), or null.
+    pub anomaly: Option<crate::analysis::Level>,
     /// Full id, so lookups by any prefix work.
     pub full_id: String,
 }

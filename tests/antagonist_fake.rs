@@ -11,7 +11,7 @@ use common::{FakeFleet, antagonist_status, command, eventually, test_manager_con
 use hms::actors::protocol::{Command, CommandError};
 use hms::antagonist::inject::FakeInjector;
 use hms::antagonist::plan::{ConfigPatch, LossScope};
-use hms::antagonist::truth::{AttackKind, AttackRecord, Outcome, parse_time};
+use hms::antagonist::truth::{AttackKind, AttackRecord, Level, Outcome, parse_time};
 use hms::runtime::Selector;
 use hms::runtime::fake::Op;
 
@@ -230,10 +230,23 @@ async fn ground_truth_lines_are_appended_under_the_data_dir() {
         match r.kind {
             AttackKind::Loss => assert!(r.loss == Some(70) && r.scope == Some(LossScope::Link)),
             AttackKind::Shutdown => assert!(r.loss.is_none() && r.planned_end == r.planned_start),
+            other => panic!("only the seed's kinds were configured, got {other:?}"),
         }
+        // the ground truth of the seed's kinds: the container itself, seen to take effect
+        assert_eq!(r.level, Some(Level::Container));
+        assert_eq!(r.culprit.as_ref().and_then(|c| c.container.as_deref()), Some("web"));
+        assert_eq!(r.affected, ["web"]);
+        // cut short by the stop: whether it took effect is not known
+        let verified = match r.outcome {
+            Outcome::Done => Some(true),
+            Outcome::Failed => Some(false),
+            Outcome::Interrupted => None,
+        };
+        assert_eq!(r.verified, verified, "{r:?}");
     }
     let raw: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-    for field in ["time", "host", "container_id", "container_name", "kind", "loss", "scope", "planned_start"] {
+    let fields = ["time", "host", "container_id", "container_name", "kind", "loss", "scope", "planned_start"];
+    for field in fields.into_iter().chain(["level", "culprit", "affected", "verified"]) {
         assert!(raw.get(field).is_some(), "field {field} in {raw}");
     }
     fleet.node.stop().await;

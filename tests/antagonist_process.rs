@@ -51,7 +51,16 @@ struct Node<'a> {
     dir: &'a Path,
 }
 
-impl Node<'_> {
+impl<'a> Node<'a> {
+    /// `hms standalone` over `fx`'s containers, on a free port, with its data under `dir`.
+    fn standalone(fx: &DockerFixture, table: &'a str, dir: &'a Path) -> Self {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let select = format!("hms.test={}", fx.label);
+        let data = dir.join("data").to_string_lossy().into_owned();
+        let args = ["standalone", "--http", &addr, "--name", HOST, "--select", &select, "--data-dir", &data];
+        Node { args: args.iter().map(|s| (*s).to_owned()).collect(), addr, table, dir }
+    }
+
     fn start(&self) -> HmsProcess {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         HmsProcess::start(&args, self.dir, &[("HMS_ANTAGONIST_TABLE", self.table)])
@@ -86,16 +95,7 @@ async fn rest_drives_the_antagonist_and_no_rule_survives_stop_sigterm_or_sigkill
     let table = unique_table();
     let _cleanup = Cleanup { table: table.clone() };
     let dir = tempfile::tempdir().unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
-    let select = format!("hms.test={}", fx.label);
-    let data = dir.path().join("data").to_string_lossy().into_owned();
-    let args = ["standalone", "--http", &addr, "--name", HOST, "--select", &select, "--data-dir", &data];
-    let node = Node {
-        addr: addr.clone(),
-        args: args.iter().map(|s| (*s).to_owned()).collect(),
-        table: &table,
-        dir: dir.path(),
-    };
+    let node = Node::standalone(&fx, &table, dir.path());
     let one = format!("/antagonist/{HOST}");
     let has_rule = |pid: Option<&str>| ruleset(pid).contains(&table);
 
@@ -200,4 +200,69 @@ fn hms_antagonist_runs_locally_for_its_duration_and_writes_the_ground_truth() {
     let status = bad.wait(Duration::from_secs(10)).expect("refuses at once");
     assert!(!status.success());
     assert!(bad.log_text().contains("scenario"), "{}", bad.log_text());
+}
+
+/// How a run with an attack in progress ends.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    Stop,
+    Term,
+    Kill,
+}
+
+/// The analysis kinds in a real process: a `cpu_starve` (a changed limit) and a `cpu_hog` (busy
+/// processes in the container) in progress are undone by `DELETE /antagonist/{host}`, by
+/// SIGTERM, and after a SIGKILL by the next start, which reads the undo journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analysis_fault_in_progress_is_undone_by_stop_sigterm_and_the_start_after_sigkill() {
+    let mut fx = DockerFixture::service();
+    let name = fx.run_with(&[], &["--cpus", "0.5", "--memory", "48m"], &[]);
+    let table = unique_table();
+    let _cleanup = Cleanup { table: table.clone() };
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::standalone(&fx, &table, dir.path());
+    let one = format!("/antagonist/{HOST}");
+    let nano = || docker(&["inspect", "-f", "{{.HostConfig.NanoCpus}}", &name]);
+    let hogs = || common::tagged_processes(&name, "hms-hog");
+    for kind in ["cpu_starve", "cpu_hog"] {
+        let in_effect = || if kind == "cpu_starve" { nano() == "125000000" } else { !hogs().is_empty() };
+        let undone = || if kind == "cpu_starve" { nano() == "500000000" } else { hogs().is_empty() };
+        for ending in [Ending::Stop, Ending::Term, Ending::Kill] {
+            let what = format!("{kind} ended by {ending:?}");
+            let mut hms = node.start();
+            node.until_targets(1).await;
+            let config = format!(r#"{{"heavy":100,"frequency":0.01,"duration":300,"kinds":["{kind}"]}}"#);
+            let (status, body) = node.call("PUT", &one, Some(&config));
+            assert_eq!(status, 200, "{what}: {body}");
+            eventually(Duration::from_secs(10), &format!("{what}: in effect"), || async { in_effect() }).await;
+            match ending {
+                Ending::Stop => {
+                    let (status, body) = node.call("DELETE", &one, None);
+                    assert_eq!(status, 200, "{what}: {body}");
+                }
+                Ending::Term => {
+                    hms.signal("TERM");
+                    assert!(hms.wait(Duration::from_secs(10)).is_some(), "{what}: exits on SIGTERM");
+                }
+                Ending::Kill => {
+                    hms.signal("KILL");
+                    assert!(hms.wait(Duration::from_secs(5)).is_some());
+                    assert!(in_effect(), "{what}: a SIGKILL leaves the fault in place");
+                    let _restarted = node.start();
+                    // The journal is forgotten just after its steps are applied: wait for both.
+                    let journal = dir.path().join("data/antagonist-undo.json");
+                    eventually(Duration::from_secs(15), &format!("{what}: undone at the next start"), || async {
+                        undone() && !journal.exists()
+                    })
+                    .await;
+                }
+            }
+            assert!(undone(), "{what}: undone (limit {}, hog processes {:?})", nano(), hogs());
+            let attacks = std::fs::read_to_string(dir.path().join("data/attacks.jsonl")).unwrap_or_default();
+            if !matches!(ending, Ending::Kill) {
+                assert!(attacks.contains(&format!(r#""kind":"{kind}""#)), "{what}: recorded\n{attacks}");
+            }
+        }
+    }
+    assert!(!dir.path().join("data/antagonist-undo.json").exists(), "nothing left to undo");
 }

@@ -102,6 +102,14 @@ async fn hmsctl_drives_a_standalone_node_on_real_docker() {
         json(&hmsctl(&url, None, &["--json", "config"]))["aggregation"] == 0.3
     })
     .await;
+    ok(&hmsctl(&url, Some(TOKEN), &["config", "--method", "seed", "--window", "40"]));
+    let config = json(&hmsctl(&url, None, &["--json", "config"]));
+    assert_eq!(config["analysis"]["method"], "seed", "{config}");
+    assert_eq!(
+        (config["analysis"]["window"].as_u64(), config["aggregation"].as_f64()),
+        (Some(40), Some(0.3)),
+        "{config}"
+    );
 
     let mut watch = Command::new(env!("CARGO_BIN_EXE_hmsctl"))
         .args(["watch"])

@@ -259,6 +259,8 @@ async fn metrics_dashboard_and_swagger_ui_are_served() {
         "hms_controller_messages_total",
         "hms_controller_bytes_total",
         "hms_container_recovery_seconds_bucket",
+        "hms_anomalies_open{level=\"container\"} 0",
+        "hms_anomalies_open{level=\"load\"} 0",
     ];
     let api = s.api.clone();
     eventually(Duration::from_secs(10), "every metric exposed (loss after the first probe window)", || {
@@ -498,4 +500,31 @@ async fn path_segments_are_percent_decoded_and_optional_bodies_may_be_null() {
     assert_eq!((st, b["name"].as_str()), (200, Some("my host")), "{b}");
     let (st, b) = call(&s.api, "PUT", "/containers/far", Some(r#"{"endpoint": ""}"#), None).await;
     assert_error(st, &b, 400, "bad_request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_config_sets_the_analysis_settings_and_a_bad_field_changes_nothing() {
+    let s = setup(None).await;
+    let (st, body) = call(&s.api, "GET", "/config", None, None).await;
+    assert_eq!(st, 200);
+    assert_eq!(body["analysis"], serde_json::json!({"enabled": true, "method": "hms", "dd": 15.0, "window": 30}));
+    let (st, body) =
+        call(&s.api, "PUT", "/config", Some(r#"{"analysis": {"method": "seed", "window": 40}}"#), None).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["analysis"], serde_json::json!({"enabled": true, "method": "seed", "dd": 15.0, "window": 40}));
+    let (_, read) = call(&s.api, "GET", "/config", None, None).await;
+    assert_eq!(read, body, "the next read sees the write");
+    for (bad, field) in [
+        (r#"{"analysis": {"window": 1}}"#, "analysis.window"),
+        (r#"{"aggregation": 0.2, "analysis": {"dd": -3}}"#, "analysis.dd"),
+    ] {
+        let (st, err) = call(&s.api, "PUT", "/config", Some(bad), None).await;
+        assert_error(st, &err, 400, "bad_request");
+        assert!(err["message"].as_str().unwrap().contains(field), "{bad}: {err}");
+    }
+    let (st, err) = call(&s.api, "PUT", "/config", Some(r#"{"analysis": {"methd": "seed"}}"#), None).await;
+    assert_error(st, &err, 400, "bad_request");
+    let (_, after) = call(&s.api, "GET", "/config", None, None).await;
+    assert_eq!(after, read, "a refused change changes nothing, the aggregation included");
+    drop(s.fleet);
 }

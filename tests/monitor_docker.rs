@@ -235,7 +235,9 @@ async fn without_a_label_no_response_time_and_the_series_endpoint_returns_the_ke
     }
     assert!(points.iter().skip(1).all(|p| p["cpu_percent"].as_f64().is_some()), "{series}");
     assert!(
-        points.iter().skip(1).all(|p| p["workload"].as_f64().is_some_and(|w| w < 5.0)),
+        // the probe sends 20 echoes a period; a fresh container also gets a few packets of its own
+        // (neighbour discovery, multicast: 5 in one second seen in CI), so the bound is 10, not 5
+        points.iter().skip(1).all(|p| p["workload"].as_f64().is_some_and(|w| w <= 10.0)),
         "the probe's own echoes are not workload: {series}"
     );
     node.stop().await;

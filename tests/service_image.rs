@@ -82,3 +82,23 @@ async fn docker_stop_returns_within_three_seconds_with_exit_code_0() {
     assert!(took < Duration::from_secs(3), "docker stop took {took:?}");
     assert_eq!(docker(&["inspect", "-f", "{{.State.ExitCode}}", &name]), "0", "the trap exits 0, SIGKILL would be 137");
 }
+
+#[tokio::test]
+async fn a_dependent_calls_its_dependencies_first_and_answers_502_without_them() {
+    let mut fx = DockerFixture::service();
+    let (dep, dep_addr) = start(&mut fx, &["-e", "WORK=7"]).await;
+    let depends = format!("DEPENDS=http://{dep_addr}{WORK_PATH}?n=1 http://{dep_addr}{STATIC_PATH}");
+    let (_, user) = start(&mut fx, &["-e", "WORK=3", "-e", &depends]).await;
+    assert_eq!(get(&user, WORK_PATH), (200, "ok n=3\n".to_owned()));
+    assert_eq!(get(&user, STATIC_PATH).0, 200, "a static page calls nobody");
+    // a hung dependency (paused: a stopped one's address went to another test's container, which
+    // answered in its place): the dependent gives up after 5 s and says which one failed
+    docker(&["pause", &dep]);
+    let t0 = Instant::now();
+    let (status, body) = get(&user, WORK_PATH);
+    let waited = t0.elapsed();
+    docker(&["unpause", &dep]);
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains(&format!("dependency http://{dep_addr}{WORK_PATH}?n=1 failed")), "{body}");
+    assert!(waited >= Duration::from_secs(4) && waited < Duration::from_secs(10), "{waited:?}");
+}

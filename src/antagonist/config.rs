@@ -23,6 +23,74 @@ pub enum LossScope {
     Container,
 }
 
+/// What an attack does. Without `kinds` in the configuration an attack is the seed's: a
+/// `shutdown` with probability `balance`, else a `loss`; with `kinds`, each attack draws one of
+/// them with equal probability (list a kind twice to weigh it double).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// `docker stop` (or kill) of the container.
+    Shutdown,
+    /// Packet loss of the container (`loss`, `loss_scope`).
+    Loss,
+    /// A busy loop inside the container (`docker exec`), bounded by the container's CPU limit
+    /// (a container without one is not attacked) and in time.
+    CpuHog,
+    /// Memory growing inside the container (a file in its `/dev/shm`, charged to its memory
+    /// cgroup) toward 90 % of its limit (a container without a limit is not attacked).
+    MemoryLeak,
+    /// The container's CPU limit cut to a quarter (`docker update --cpus`), restored after.
+    CpuStarve,
+    /// A busy loop in a sibling: another target of the same host sharing its CPU budget (the
+    /// same cgroup parent, a simulated host's), which bounds the hog; the container attacked is
+    /// the victim, the sibling the culprit.
+    SiblingHog,
+    /// Processes of the host itself (not of a container) eating the budget of the container's
+    /// simulated host (its cgroup parent's quota), one busy loop per CPU in a group of their own
+    /// under it; every container of that host is affected, the host is the culprit. A container
+    /// without a budget is not attacked.
+    NodeHog,
+    /// The container, a dependency of containers on other simulated hosts (their
+    /// `hms.depends_on` or Compose `depends_on` names it), slowed by a busy loop inside it as for
+    /// `cpu_hog`; the dependents are the affected, the container the culprit. A container no
+    /// other host's container depends on is not attacked.
+    DependencySlow,
+    /// The container's workload ×5 (`hms load` at four times its measured rate against its
+    /// `hms.probe` path): more users, not a fault.
+    LoadSurge,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 9] = [
+        FaultKind::Shutdown,
+        FaultKind::Loss,
+        FaultKind::CpuHog,
+        FaultKind::MemoryLeak,
+        FaultKind::CpuStarve,
+        FaultKind::SiblingHog,
+        FaultKind::NodeHog,
+        FaultKind::DependencySlow,
+        FaultKind::LoadSurge,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Shutdown => "shutdown",
+            FaultKind::Loss => "loss",
+            FaultKind::CpuHog => "cpu_hog",
+            FaultKind::MemoryLeak => "memory_leak",
+            FaultKind::CpuStarve => "cpu_starve",
+            FaultKind::SiblingHog => "sibling_hog",
+            FaultKind::NodeHog => "node_hog",
+            FaultKind::DependencySlow => "dependency_slow",
+            FaultKind::LoadSurge => "load_surge",
+        }
+    }
+}
+
+/// Most entries of `kinds`.
+pub const MAX_KINDS: usize = 64;
+
 /// A validated antagonist configuration (seconds are real numbers).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AntagonistConfig {
@@ -45,6 +113,13 @@ pub struct AntagonistConfig {
     pub stop_timeout: f64,
     /// Stop by itself after this many seconds (`None`: run until stopped).
     pub run_time: Option<f64>,
+    /// The kinds each attack draws from (`None`: the seed's shutdown or loss by `balance`).
+    pub kinds: Option<Vec<FaultKind>>,
+    /// At most one attack in progress on the host: a target's attack waits for the one in
+    /// progress to end and 10 s of quiet after it (clean ground truth for the analysis
+    /// experiment; the seed's is `false`).
+    #[serde(default)]
+    pub exclusive: bool,
 }
 
 impl Default for AntagonistConfig {
@@ -62,6 +137,8 @@ impl Default for AntagonistConfig {
             loss_scope: LossScope::Link,
             stop_timeout: 10.0,
             run_time: None,
+            kinds: None,
+            exclusive: false,
         }
     }
 }
@@ -83,6 +160,9 @@ pub struct ConfigPatch {
     pub loss_scope: Option<LossScope>,
     pub stop_timeout: Option<f64>,
     pub run_time: Option<f64>,
+    /// `[]` goes back to the seed's shutdown or loss.
+    pub kinds: Option<Vec<FaultKind>>,
+    pub exclusive: Option<bool>,
 }
 
 /// An invalid configuration value, naming its field.
@@ -143,6 +223,12 @@ impl AntagonistConfig {
         if let Some(rt) = self.run_time {
             secs("run_time", rt)?;
         }
+        if let Some(kinds) = &self.kinds
+            && (kinds.is_empty() || kinds.len() > MAX_KINDS)
+        {
+            let reason = format!("must list 1 to {MAX_KINDS} kinds, got {}", kinds.len());
+            return Err(ConfigError { field: "kinds", reason });
+        }
         Ok(())
     }
 
@@ -176,6 +262,10 @@ impl AntagonistConfig {
             Some(v) => c.run_time = Some(v),
             None => {}
         }
+        if let Some(kinds) = &p.kinds {
+            c.kinds = (!kinds.is_empty()).then(|| kinds.clone());
+        }
+        c.exclusive = p.exclusive.unwrap_or(c.exclusive);
         c.validate()?;
         Ok(c)
     }

@@ -54,7 +54,7 @@ pub async fn targets(runtime: &dyn ContainerRuntime, select: Option<&Selector>) 
 }
 
 async fn ask(actor: &ActorRef<AntagonistMsg>, cmd: Command) -> Result<AntagonistStatus, LocalError> {
-    let res = actor.call(|r| AntagonistMsg::Command(cmd, r), Some(Duration::from_secs(5))).await;
+    let res = actor.call(|r| AntagonistMsg::Command(Box::new(cmd), r), Some(Duration::from_secs(5))).await;
     match res {
         Ok(ractor::rpc::CallResult::Success(Ok(ok))) => ok.antagonist.ok_or(LocalError::NoAnswer),
         Ok(ractor::rpc::CallResult::Success(Err(e))) => Err(LocalError::Refused(e)),
@@ -69,6 +69,7 @@ pub async fn run(parts: LocalRun, stop: impl std::future::Future<Output = ()>) -
         runtime: parts.runtime.clone(),
         injector: parts.injector,
         log_dir: parts.data_dir,
+        sensors: Some(std::sync::Arc::new(crate::resources::sensors::HostSensors::new())),
     };
     let (actor, handle) = Actor::spawn(None, actor, Default::default()).await?;
     let first = targets(parts.runtime.as_ref(), parts.select.as_ref()).await;

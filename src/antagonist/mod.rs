@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod exec;
+pub mod faults;
 pub mod inject;
 pub mod local;
 pub mod loss;

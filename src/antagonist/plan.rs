@@ -15,7 +15,7 @@ use rand_distr::{Bernoulli, Distribution, Exp, Normal};
 
 /// The configuration lived here before [`super::config`]: these paths stay until the importers
 /// outside `antagonist/` and `lab/` move to it.
-pub use super::config::{AntagonistConfig, ConfigPatch, LossScope};
+pub use super::config::{AntagonistConfig, ConfigPatch, FaultKind, LossScope};
 use super::config::{ConfigError, MAX_SECS};
 
 /// What the planner decided for one attack.
@@ -25,6 +25,18 @@ pub enum AttackPlan {
     Shutdown,
     /// Drop `percent` % of the container's packets for `duration`.
     Loss { percent: u8, duration: Duration },
+    /// One of the timed kinds beyond the seed's (not `Shutdown` or `Loss`) for `duration`.
+    Fault { kind: FaultKind, duration: Duration },
+}
+
+impl AttackPlan {
+    pub fn kind(&self) -> FaultKind {
+        match self {
+            AttackPlan::Shutdown => FaultKind::Shutdown,
+            AttackPlan::Loss { .. } => FaultKind::Loss,
+            AttackPlan::Fault { kind, .. } => *kind,
+        }
+    }
 }
 
 /// One iteration of a target's loop: wait `gap`, then carry out `attack` if any.
@@ -43,6 +55,7 @@ pub struct Planner {
     shutdown: Bernoulli,
     loss: Normal<f64>,
     duration: Exp<f64>,
+    kinds: Option<Vec<FaultKind>>,
 }
 
 /// FNV-1a: a stable hash of the target's name (std's hasher may change between releases).
@@ -66,6 +79,7 @@ impl Planner {
             shutdown: Bernoulli::new(config.balance / 100.0).map_err(|e| bad("balance")(e.to_string()))?,
             loss: Normal::new(config.loss, config.loss_stddev).map_err(|e| bad("loss_stddev")(e.to_string()))?,
             duration: Exp::new(1.0 / config.duration).map_err(|e| bad("duration")(e.to_string()))?,
+            kinds: config.kinds.clone(),
         })
     }
 
@@ -74,6 +88,19 @@ impl Planner {
         let gap = clamp_secs(self.gap.sample(&mut self.rng));
         if !self.heavy.sample(&mut self.rng) {
             return Step { gap, attack: None };
+        }
+        if let Some(kinds) = &self.kinds {
+            // the seed's draws are untouched without `kinds`, so its schedules stay the same
+            let kind = kinds[rand::Rng::random_range(&mut self.rng, 0..kinds.len())];
+            let attack = match kind {
+                FaultKind::Shutdown => AttackPlan::Shutdown,
+                FaultKind::Loss => {
+                    let percent = self.loss.sample(&mut self.rng).round().clamp(0.0, 100.0) as u8;
+                    AttackPlan::Loss { percent, duration: clamp_secs(self.duration.sample(&mut self.rng)) }
+                }
+                kind => AttackPlan::Fault { kind, duration: clamp_secs(self.duration.sample(&mut self.rng)) },
+            };
+            return Step { gap, attack: Some(attack) };
         }
         if self.shutdown.sample(&mut self.rng) {
             return Step { gap, attack: Some(AttackPlan::Shutdown) };
@@ -101,7 +128,7 @@ pub fn schedule(
         }
         if let Some(a) = step.attack {
             out.push((t, a));
-            if let AttackPlan::Loss { duration, .. } = a {
+            if let AttackPlan::Loss { duration, .. } | AttackPlan::Fault { duration, .. } = a {
                 t += duration;
             }
         }
@@ -162,7 +189,7 @@ mod tests {
             .iter()
             .filter_map(|a| match a {
                 AttackPlan::Loss { percent, duration } => Some((f64::from(*percent), duration.as_secs_f64())),
-                AttackPlan::Shutdown => None,
+                AttackPlan::Shutdown | AttackPlan::Fault { .. } => None,
             })
             .collect();
         let m = losses.len() as f64;
@@ -181,6 +208,78 @@ mod tests {
         let always_loss = AntagonistConfig { heavy: 100.0, balance: 0.0, ..AntagonistConfig::default() };
         let all = steps(&always_loss, "t", 1000);
         assert!(all.iter().all(|s| matches!(s.attack, Some(AttackPlan::Loss { .. }))));
+    }
+
+    fn with_kinds(kinds: &[FaultKind], seed: u64) -> AntagonistConfig {
+        AntagonistConfig { heavy: 100.0, seed, kinds: Some(kinds.to_vec()), ..AntagonistConfig::default() }
+    }
+
+    #[test]
+    fn with_kinds_each_attack_draws_one_of_them_about_evenly() {
+        let kinds = [FaultKind::CpuHog, FaultKind::MemoryLeak, FaultKind::CpuStarve, FaultKind::LoadSurge];
+        let all = steps(&with_kinds(&kinds, 3), "svc", 8_000);
+        for kind in kinds {
+            let share = all.iter().filter(|s| s.attack.map(|a| a.kind()) == Some(kind)).count() as f64 / 8_000.0;
+            assert!((share - 0.25).abs() < 0.02, "{kind:?}: {share}");
+        }
+        assert!(all.iter().all(|s| matches!(s.attack, Some(AttackPlan::Fault { .. }))));
+        // listing a kind twice weighs it double
+        let weighed = steps(&with_kinds(&[FaultKind::CpuHog, FaultKind::CpuHog, FaultKind::Shutdown], 3), "svc", 6_000);
+        let hogs = weighed.iter().filter(|s| s.attack.map(|a| a.kind()) == Some(FaultKind::CpuHog)).count();
+        assert!((hogs as f64 / 6_000.0 - 2.0 / 3.0).abs() < 0.03, "{hogs}");
+        assert!(weighed.iter().any(|s| s.attack == Some(AttackPlan::Shutdown)));
+    }
+
+    #[test]
+    fn without_kinds_the_seeds_schedules_are_unchanged_and_an_empty_list_goes_back_to_them() {
+        let seed = AntagonistConfig { seed: 9, ..AntagonistConfig::default() };
+        let patched = seed.patched(&ConfigPatch { kinds: Some(vec![]), ..ConfigPatch::default() }).unwrap();
+        assert_eq!(patched.kinds, None);
+        assert_eq!(steps(&seed, "web", 300), steps(&patched, "web", 300));
+        let too_many = ConfigPatch { kinds: Some(vec![FaultKind::CpuHog; 65]), ..ConfigPatch::default() };
+        assert_eq!(too_many.validate().unwrap_err().field, "kinds");
+    }
+
+    #[test]
+    fn kinds_parse_by_their_contract_names() {
+        let p: ConfigPatch = serde_json::from_str(
+            r#"{"kinds":["cpu_hog","memory_leak","cpu_starve","sibling_hog","node_hog","dependency_slow","load_surge","shutdown","loss"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p.kinds.unwrap(),
+            FaultKind::ALL
+                .iter()
+                .copied()
+                .filter(|k| *k != FaultKind::Shutdown && *k != FaultKind::Loss)
+                .chain([FaultKind::Shutdown, FaultKind::Loss])
+                .collect::<Vec<_>>()
+        );
+        assert!(serde_json::from_str::<ConfigPatch>(r#"{"kinds":["fork_bomb"]}"#).is_err());
+        for k in FaultKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), serde_json::json!(k.name()));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn with_kinds_the_planner_is_deterministic_per_seed_and_draws_only_listed_kinds(
+            seed in any::<u64>(),
+            picks in proptest::collection::vec(0usize..FaultKind::ALL.len(), 1..6),
+            name in "[a-z]{1,12}",
+        ) {
+            let kinds: Vec<FaultKind> = picks.iter().map(|&i| FaultKind::ALL[i]).collect();
+            let config = with_kinds(&kinds, seed);
+            let a = steps(&config, &name, 50);
+            prop_assert_eq!(&a, &steps(&config, &name, 50));
+            for s in &a {
+                let kind = s.attack.map(|a| a.kind());
+                prop_assert!(kind.is_some_and(|k| kinds.contains(&k)), "{:?} not in {:?}", kind, kinds);
+                if let Some(AttackPlan::Fault { duration, .. } | AttackPlan::Loss { duration, .. }) = s.attack {
+                    prop_assert!(duration <= Duration::from_secs_f64(MAX_SECS));
+                }
+            }
+        }
     }
 
     proptest! {

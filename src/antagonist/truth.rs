@@ -20,13 +20,10 @@ pub const FILE: &str = "attacks.jsonl";
 /// Records kept in memory (and the most a host returns per query).
 pub const KEPT: usize = 5_000;
 
-/// What kind of fault an attack injected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AttackKind {
-    Shutdown,
-    Loss,
-}
+/// What kind of fault an attack injected (the configuration's kinds).
+pub use super::config::FaultKind as AttackKind;
+
+pub use crate::analysis::{Culprit, Level};
 
 /// How an attack ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +61,20 @@ pub struct AttackRecord {
     pub actual_end: String,
     pub outcome: Outcome,
     pub error: Option<String>,
+    /// The fault's root-cause level (ground truth for the analysis).
+    #[serde(default)]
+    pub level: Option<Level>,
+    /// Who caused it.
+    #[serde(default)]
+    pub culprit: Option<Culprit>,
+    /// Names of the containers whose users feel it.
+    #[serde(default)]
+    pub affected: Vec<String>,
+    /// Whether the fault was seen to take effect (the container stopped, the rule was in place,
+    /// the hog used its CPU, the memory reached 80 % of the limit, the limit was cut, the rate
+    /// rose); an injection that did nothing must not be scored as a missed detection.
+    #[serde(default)]
+    pub verified: Option<bool>,
 }
 
 /// Formats a wall-clock time for the log.
@@ -168,6 +179,10 @@ mod tests {
             actual_end: start.to_owned(),
             outcome: Outcome::Done,
             error: None,
+            level: None,
+            culprit: None,
+            affected: Vec::new(),
+            verified: None,
         }
     }
 

@@ -46,6 +46,10 @@ enum Cmd {
     /// The availability and bandwidth experiment: a controller, N manager processes, the
     /// antagonist, and independent sampling (see docs/experiments.md).
     Experiment(Box<hms::lab::experiment::ExperimentOpts>),
+    /// An open-loop HTTP load with a rate schedule (see docs/load.md).
+    Load(Box<hms::load::LoadOpts>),
+    /// Both analysis methods over a recording, scored against its ground truth (docs/analysis.md).
+    Analyze(Box<hms::lab::analyze::AnalyzeOpts>),
 }
 
 #[tokio::main]
@@ -60,6 +64,14 @@ async fn main() -> anyhow::Result<()> {
             hms::lab::bench::run(cmd).await
         }
         Cmd::Antagonist(opts) => antagonist(*opts).await,
+        Cmd::Load(opts) => {
+            init_logging(hms::cli::LogFormat::Text);
+            hms::load::run(*opts).await
+        }
+        Cmd::Analyze(opts) => {
+            init_logging(hms::cli::LogFormat::Text);
+            hms::lab::analyze::run(&opts)
+        }
         Cmd::Experiment(opts) => {
             init_logging(hms::cli::LogFormat::Text);
             hms::lab::experiment::run(*opts).await

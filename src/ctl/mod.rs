@@ -58,11 +58,23 @@ pub enum Cmd {
     },
     /// Remove a host from supervision.
     RemoveHost { host: String },
-    /// Show the settings, or set the aggregation time.
+    /// Show the settings, or set the aggregation time and the analysis settings.
     Config {
         /// New aggregation time, in seconds.
         #[arg(long)]
         aggregation: Option<f64>,
+        /// Analysis on or off on every host.
+        #[arg(long, value_parser = ["on", "off"])]
+        analysis: Option<String>,
+        /// Detection method: hms or seed.
+        #[arg(long, value_parser = ["hms", "seed"])]
+        method: Option<String>,
+        /// Method seed's dissociation degree.
+        #[arg(long)]
+        dd: Option<f64>,
+        /// Method seed's window, in periods.
+        #[arg(long)]
+        window: Option<u32>,
     },
     /// Drive the antagonist.
     Antagonist {
@@ -71,6 +83,17 @@ pub enum Cmd {
     },
     /// The antagonist's log of attacks.
     Attacks {
+        #[arg(long)]
+        host: Option<String>,
+        /// RFC 3339.
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Anomalies the analysis found: level, culprit and the rule that decided, oldest first.
+    Anomalies {
+        /// Only the open ones.
+        #[arg(long)]
+        open: bool,
         #[arg(long)]
         host: Option<String>,
         /// RFC 3339.
@@ -287,9 +310,31 @@ fn plan(cmd: &Cmd) -> Result<Call, CtlError> {
             call("PUT", format!("/containers/{}", seg(host)), body, View::Record)
         }
         Cmd::RemoveHost { host } => call("DELETE", format!("/containers/{}", seg(host)), None, View::Record),
-        Cmd::Config { aggregation: None } => call("GET", "/config".into(), None, View::Record),
-        Cmd::Config { aggregation: Some(a) } => {
-            call("PUT", "/config".into(), Some(json!({ "aggregation": a })), View::Record)
+        Cmd::Config { aggregation, analysis, method, dd, window } => {
+            let mut patch = serde_json::Map::new();
+            if let Some(on) = analysis {
+                patch.insert("enabled".into(), json!(on == "on"));
+            }
+            if let Some(m) = method {
+                patch.insert("method".into(), json!(m));
+            }
+            if let Some(dd) = dd {
+                patch.insert("dd".into(), json!(dd));
+            }
+            if let Some(w) = window {
+                patch.insert("window".into(), json!(w));
+            }
+            let mut body = serde_json::Map::new();
+            if let Some(a) = aggregation {
+                body.insert("aggregation".into(), json!(a));
+            }
+            if !patch.is_empty() {
+                body.insert("analysis".into(), Value::Object(patch));
+            }
+            match body.is_empty() {
+                true => call("GET", "/config".into(), None, View::Record),
+                false => call("PUT", "/config".into(), Some(Value::Object(body)), View::Record),
+            }
         }
         Cmd::Antagonist { action } => match action {
             AntagonistCmd::Start(a) => call("PUT", antagonist_path(a.target.host.as_deref()), a.body()?, View::Record),
@@ -302,6 +347,11 @@ fn plan(cmd: &Cmd) -> Result<Call, CtlError> {
         },
         Cmd::Attacks { host, since } => {
             let path = with_query("/attacks", &[("host", host.clone()), ("since", since.clone())]);
+            call("GET", path, None, View::Records)
+        }
+        Cmd::Anomalies { open, host, since } => {
+            let open = open.then(|| "true".to_owned());
+            let path = with_query("/anomalies", &[("host", host.clone()), ("since", since.clone()), ("open", open)]);
             call("GET", path, None, View::Records)
         }
         Cmd::Series { host, id, last, since } => {
@@ -379,6 +429,9 @@ mod tests {
         assert_eq!((c.method, c.body), ("POST", Some(json!({"loss": 5, "seed": 7}))));
         let c = plan(&parse(&["attacks", "--host", "h"]).command).unwrap();
         assert_eq!(c.path, "/attacks?host=h");
+        let c = plan(&parse(&["anomalies", "--open", "--host", "h"]).command).unwrap();
+        assert_eq!((c.method, c.path.as_str()), ("GET", "/anomalies?host=h&open=true"));
+        assert_eq!(plan(&parse(&["anomalies"]).command).unwrap().path, "/anomalies");
     }
 
     #[test]

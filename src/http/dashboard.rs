@@ -1,6 +1,7 @@
 //! `GET /`: the live dashboard, one HTML page with its script, embedded in the binary.
 //!
-//! The page reads `/hosts` and `/containers`, then follows `/events` (server-sent events) and
+//! The page reads `/hosts`, `/containers` and the open `/anomalies` (a container's level and culprit,
+//! a host with an open anomaly marked), then follows `/events` (server-sent events) and
 //! re-reads after each burst of changes; its buttons call the REST API (with the bearer token
 //! typed into the page, kept in the browser's local storage). Hosts show CPU busy, memory
 //! available and load; containers their response time, workload, CPU and memory, in the units

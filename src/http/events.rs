@@ -1,6 +1,7 @@
 //! `GET /events`: every change the controller publishes, as server-sent events.
 //!
-//! Events are named after their kind (`containers`, `host`) and carry the `FleetEvent` as JSON; a
+//! Events are named after their kind (`containers`, `host`, `anomaly`: a container's anomaly
+//! opened, changed level or closed) and carry the `FleetEvent` as JSON; a
 //! subscriber too slow to keep up gets one `lagged` event naming how many it missed (then it
 //! should re-read `/containers`). **Invariant:** every stream ends when the server shuts down
 //! ([`super::Api::close`]) or the controller stops, so a graceful shutdown never waits on one.
@@ -18,7 +19,7 @@ use crate::actors::controller::FleetEvent;
 
 /// Server-sent events.
 #[utoipa::path(get, path = "/events", tag = "observability",
-    responses((status = 200, description = "server-sent events: `containers` and `host` changes, `lagged`",
+    responses((status = 200, description = "server-sent events: `containers`, `host` and `anomaly` changes, `lagged`",
                content_type = "text/event-stream", body = String)))]
 pub fn stream(api: Api) -> warp::reply::Response {
     let rx = api.events.subscribe();
@@ -49,6 +50,7 @@ fn to_event(e: &FleetEvent) -> Event {
     let name = match e {
         FleetEvent::Containers { .. } => "containers",
         FleetEvent::Host { .. } => "host",
+        FleetEvent::Anomaly { .. } => "anomaly",
     };
     let data = serde_json::to_string(e).unwrap_or_else(|_| "{}".to_owned());
     Event::default().event(name).data(data)

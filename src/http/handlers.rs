@@ -3,6 +3,8 @@
 
 use ractor::rpc::CallResult;
 use serde::{Deserialize, Serialize};
+
+use crate::analysis::detect::{AnalysisConfig, AnalysisPatch};
 use utoipa::ToSchema;
 use warp::Rejection;
 use warp::http::header::CONTENT_TYPE;
@@ -31,13 +33,26 @@ impl ThresholdBody {
     }
 }
 
-/// `{"aggregation": seconds}`
+/// The controller's settings: `{"aggregation": seconds, "analysis": {…}}`.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigBody {
     /// Aggregation window of the controller, in seconds, from 0.001 to 3600.
     #[schema(minimum = 0.001, maximum = 3600)]
     aggregation: f64,
+    /// The fleet-wide analysis settings (every host runs with them, also one that rejoins).
+    analysis: AnalysisConfig,
+}
+
+/// A change of the controller's settings: `aggregation` and/or `analysis` (whose unspecified
+/// fields keep their value); `{}` changes nothing and answers the settings.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigPatchBody {
+    /// Aggregation window of the controller, in seconds, from 0.001 to 3600.
+    #[schema(minimum = 0.001, maximum = 3600)]
+    aggregation: Option<f64>,
+    analysis: Option<AnalysisPatch>,
 }
 
 /// `{"endpoint": "ip:port"}`, optional.
@@ -341,17 +356,29 @@ pub async fn hosts(api: Api) -> Result<Response, Rejection> {
 /// The aggregation time.
 #[utoipa::path(get, path = "/config", tag = "config", responses((status = 200, body = ConfigBody)))]
 pub async fn get_config(api: Api) -> Result<Response, Rejection> {
-    Ok(json(&ConfigBody { aggregation: api.snapshot().aggregation }).into_response())
+    let snap = api.snapshot();
+    Ok(json(&ConfigBody { aggregation: snap.aggregation, analysis: snap.analysis }).into_response())
 }
 
-/// Changes the aggregation time (persisted).
-#[utoipa::path(put, path = "/config", tag = "config", request_body = ConfigBody, security(("bearer" = [])),
+/// Changes the aggregation time and/or the analysis settings (persisted).
+#[utoipa::path(put, path = "/config", tag = "config", request_body = ConfigPatchBody, security(("bearer" = [])),
     responses((status = 200, body = ConfigBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-pub async fn put_config(body: ConfigBody, api: Api) -> Result<Response, Rejection> {
-    let agg = Aggregation::new(body.aggregation).map_err(|e| reject(ApiError::BadRequest(e.to_string())))?;
-    let (secs, d) = (agg.secs(), agg.duration());
-    api.ask(|r| ControllerMsg::SetAggregation(d, r)).await.map_err(reject)?.map_err(|e| reject(e.into()))?;
-    Ok(json(&ConfigBody { aggregation: secs }).into_response())
+pub async fn put_config(body: ConfigPatchBody, api: Api) -> Result<Response, Rejection> {
+    // everything is checked before anything changes
+    let agg =
+        body.aggregation.map(Aggregation::new).transpose().map_err(|e| reject(ApiError::BadRequest(e.to_string())))?;
+    let analysis = match &body.analysis {
+        Some(p) => Some(api.snapshot().analysis.patched(p).map_err(|e| reject(ApiError::BadRequest(e)))?),
+        None => None,
+    };
+    if let Some(agg) = agg {
+        let d = agg.duration();
+        api.ask(|r| ControllerMsg::SetAggregation(d, r)).await.map_err(reject)?.map_err(|e| reject(e.into()))?;
+    }
+    if let Some(a) = analysis {
+        api.ask(|r| ControllerMsg::SetAnalysis(a, r)).await.map_err(reject)?.map_err(|e| reject(e.into()))?;
+    }
+    get_config(api).await
 }
 
 /// Prometheus metrics.

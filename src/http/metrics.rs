@@ -63,6 +63,11 @@ struct StateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LevelLabels {
+    level: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HostLabels {
     host: String,
 }
@@ -108,7 +113,8 @@ impl Metrics {
                         let states = containers.iter().map(|c| (c.full_id.as_str(), c.state));
                         me.observe(states, Instant::now());
                     }
-                    Ok(FleetEvent::Host { .. }) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Ok(FleetEvent::Host { .. } | FleetEvent::Anomaly { .. })
+                    | Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
             }
@@ -170,7 +176,14 @@ impl Metrics {
         let state = Family::<StateLabels, Gauge>::default();
         let signals: [Family<ContainerLabels, Gauge<f64, AtomicU64>>; 3] = Default::default();
         let workload = Family::<WorkloadLabels, Gauge<f64, AtomicU64>>::default();
+        let anomalies = Family::<LevelLabels, Gauge>::default();
+        for level in crate::analysis::Level::ALL {
+            anomalies.get_or_create(&LevelLabels { level: level.name() }).set(0);
+        }
         for c in fleet.containers() {
+            if let Some(level) = c.anomaly {
+                anomalies.get_or_create(&LevelLabels { level: level.name() }).inc();
+            }
             let l = ContainerLabels { host: c.host.clone(), container: c.name.clone(), id: c.id.clone() };
             if let Some(p) = c.packet_loss {
                 loss.get_or_create(&l).set(p);
@@ -208,6 +221,7 @@ impl Metrics {
         );
         reg.register("hms_container_cpu_usage_ratio", "CPU used, in cores (1 = one core busy)", cpu);
         reg.register("hms_container_memory_bytes", "memory in use", memory);
+        reg.register("hms_anomalies_open", "containers with an open anomaly, by its level", anomalies);
         reg.register("hms_container_workload_per_second", "requests (containers with a response-time probe) or packets reaching the container per second, hms's own excluded", workload);
     }
 

@@ -13,7 +13,9 @@ use warp::{Filter, Rejection};
 
 use super::error::ErrorBody;
 use super::{ApiError, dashboard, events, handlers};
+use crate::analysis::anomaly::{AnomalyAction, AnomalyRecord};
 use crate::analysis::series::{SeriesPoint, SeriesRecord};
+use crate::analysis::{Culprit, Level};
 use crate::model::{ContainerRecord, ContainerState, HostRecord, HostStatus};
 
 /// The OpenAPI document of the REST API.
@@ -28,10 +30,10 @@ use crate::model::{ContainerRecord, ContainerState, HostRecord, HostStatus};
         handlers::hosts, handlers::get_config, handlers::put_config,
         antagonist_doc::status, antagonist_doc::start, antagonist_doc::configure, antagonist_doc::stop,
         antagonist_doc::host_status, antagonist_doc::host_start, antagonist_doc::host_configure, antagonist_doc::host_stop,
-        antagonist_doc::attacks,
+        antagonist_doc::attacks, analysis_doc::anomalies,
         events::stream, handlers::metrics, openapi_json, swagger_ui, dashboard::index,
     ),
-    components(schemas(ContainerRecord, ContainerState, HostRecord, HostStatus, SeriesRecord, SeriesPoint, ErrorBody, antagonist_doc::AntagonistConfig)),
+    components(schemas(ContainerRecord, ContainerState, HostRecord, HostStatus, SeriesRecord, SeriesPoint, ErrorBody, antagonist_doc::AntagonistConfig, crate::antagonist::config::FaultKind, AnomalyRecord, AnomalyAction, Level, Culprit)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -145,6 +147,12 @@ mod antagonist_doc {
         /// Schema cannot say "0 or at least 0.001" without `oneOf`, which generators handle poorly).
         #[schema(minimum = 0.001, maximum = 86400)]
         run_time: Option<f64>,
+        /// The kinds each attack draws from, with equal probability (`[]`: back to the seed's
+        /// shutdown or loss by `balance`).
+        #[schema(max_items = 64)]
+        kinds: Option<Vec<crate::antagonist::config::FaultKind>>,
+        /// At most one attack in progress on the host at a time.
+        exclusive: Option<bool>,
     }
 
     /// Antagonist status on every host.
@@ -174,4 +182,15 @@ mod antagonist_doc {
     /// The ground-truth log of every attack, oldest first (`?since=RFC3339`, `?host=NAME`).
     #[utoipa::path(get, path = "/attacks", tag = "antagonist", params(("since" = Option<String>, Query, format = DateTime, description = "RFC 3339"), ("host" = Option<String>, Query)), responses((status = 200, body = [Object]), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
     pub fn attacks() {}
+}
+
+/// The analysis endpoints as the REST contract fixes them (implemented in `super::anomalies`).
+#[allow(dead_code, reason = "these functions exist only for their utoipa annotations")]
+mod analysis_doc {
+    use super::{AnomalyRecord, ErrorBody};
+
+    /// Every host's anomalies, oldest first, refined across hosts (`?host=NAME`,
+    /// `?since=RFC3339` on `detected_at`, `?open=true`).
+    #[utoipa::path(get, path = "/anomalies", tag = "analysis", params(("host" = Option<String>, Query), ("since" = Option<String>, Query, format = DateTime, description = "RFC 3339"), ("open" = Option<bool>, Query)), responses((status = 200, body = [AnomalyRecord]), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody)))]
+    pub fn anomalies() {}
 }

@@ -6,7 +6,10 @@
 //! - `GET /cgi-bin/work?n=N` ([`WORK_PATH`]): a CGI shell script that runs a busy loop of `N`
 //!   iterations, then answers `200` with `ok n=N`. Without `n` it runs `$WORK` iterations (the
 //!   container's environment, default [`DEFAULT_WORK`]: busybox `httpd` passes its own
-//!   environment to CGI scripts); a malformed `n` (not 0–99,999,999) answers `400`.
+//!   environment to CGI scripts); a malformed `n` (not 0–99,999,999) answers `400`. With
+//!   `DEPENDS` set (space-separated URLs, e.g. another service's work path), each is fetched
+//!   first (busybox `wget` under `timeout 5`: its own `-T` crashes in Debian's static busybox 1.35) and a failure answers `502`: a dependent's response time
+//!   includes its dependencies', as behind a real service call (the `dependency_slow` fault).
 //!
 //! Cost, measured with `hms bench service` on the project's 2-core machine (busybox 1.35,
 //! Docker 20.10, cgroup v1; table in `docs/benchmarks.md`, "Service image"): about **2.2 ms of
@@ -31,6 +34,9 @@ pub const STATIC_PATH: &str = "/index.html";
 
 /// The CGI endpoint whose CPU cost per request is `?n=` (or `$WORK`) loop iterations.
 pub const WORK_PATH: &str = "/cgi-bin/work";
+
+/// The environment variable of the URLs a [`WORK_PATH`] request fetches first.
+pub const DEPENDS_ENV: &str = "DEPENDS";
 
 /// Loop iterations of [`WORK_PATH`] without `?n=` when `WORK` is not set at `docker run`.
 pub const DEFAULT_WORK: u32 = 1000;
@@ -63,6 +69,13 @@ case $n in
 	exit 0
 	;;
 esac
+unset IFS
+for dep in $DEPENDS; do
+	if ! timeout 5 wget -q -O /dev/null "$dep"; then
+		printf 'HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\n\r\ndependency %s failed\n' "$dep"
+		exit 0
+	fi
+done
 i=0
 while [ $i -lt $n ]; do i=$((i + 1)); done
 printf 'Content-Type: text/plain\r\n\r\nok n=%s\n' "$n"
@@ -88,6 +101,7 @@ mod tests {
         assert!(SERVICE_DOCKERFILE.contains(&format!("httpd -f -p {SERVICE_PORT} -h /www")));
         assert!(SERVICE_DOCKERFILE.contains(&format!("EXPOSE {SERVICE_PORT}")));
         assert_eq!(WORK_PATH, "/cgi-bin/work", "the script is copied to www/cgi-bin/work");
+        assert!(WORK_CGI.contains(&format!("for dep in ${DEPENDS_ENV}; do")));
         assert_eq!(STATIC_PATH, "/index.html", "the page is copied to www/index.html");
     }
 }

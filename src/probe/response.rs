@@ -25,7 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::response_windows::{Outcome, Windows, spaced};
+use super::response_windows::{Outcome, SEND_GRID, Windows, on_grid, spaced};
 pub use super::response_windows::{ResponseSpec, ResponseStats};
 use super::{ProbeError, sleep_until};
 
@@ -33,7 +33,7 @@ use super::{ProbeError, sleep_until};
 pub const PROBE_LABEL: &str = "hms.probe";
 
 /// What a response-time probe asks of a container, at the container's own address.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ResponseTarget {
     /// `GET PATH` on `PORT`; a 2xx or 3xx status is a success.
     Http { port: u16, path: String },
@@ -106,7 +106,8 @@ pub trait ResponseProber: Send + Sync + 'static {
 
 /// One window asked of the engine.
 struct Request {
-    to: (SocketAddr, Arc<ResponseTarget>),
+    /// Where to connect, and what to send there (nothing: connect only).
+    to: (SocketAddr, Arc<[u8]>),
     spec: ResponseSpec,
     done: oneshot::Sender<ResponseStats>,
 }
@@ -137,7 +138,8 @@ impl ResponseProber for ResponseEngine {
         spec: ResponseSpec,
     ) -> Result<ResponseStats, ProbeError> {
         let (done, stats) = oneshot::channel();
-        let to = (SocketAddr::new(ip, target.port()), Arc::new(target.clone()));
+        let addr = SocketAddr::new(ip, target.port());
+        let to = (addr, Arc::from(request_bytes(addr, target)));
         let stopped = || ProbeError::Socket(std::io::Error::other("the response-time engine has stopped"));
         self.engine.send(Request { to, spec, done }).map_err(|_| stopped())?;
         stats.await.map_err(|_| stopped())
@@ -170,16 +172,18 @@ struct Flight {
 /// The engine: opens windows, starts due requests, ends overdue ones, answers finished windows.
 async fn engine(mut inbox: mpsc::UnboundedReceiver<Request>) {
     type Done = oneshot::Sender<ResponseStats>;
-    let mut table: Windows<(SocketAddr, Arc<ResponseTarget>), Done> = Windows::default();
+    let mut table: Windows<(SocketAddr, Arc<[u8]>), Done> = Windows::default();
     let mut flights: HashMap<(u64, usize), Flight> = HashMap::new();
     let mut running = FuturesUnordered::new();
     let mut inbox_open = true;
+    let epoch = Instant::now();
     loop {
         let wake = table.next_event();
         tokio::select! {
             request = inbox.recv(), if inbox_open => match request {
                 Some(Request { to, spec, done }) => {
                     let sends = spaced(Instant::now(), spec, rand::random::<f64>);
+                    let sends = sends.into_iter().map(|t| on_grid(t, epoch, SEND_GRID)).collect();
                     table.open_at(spec, sends, to, done);
                 }
                 None => inbox_open = false,
@@ -221,41 +225,54 @@ async fn engine(mut inbox: mpsc::UnboundedReceiver<Request>) {
 const MAX_RESPONSE: usize = 64 * 1024;
 
 /// One request on its own connection.
-async fn attempt(addr: SocketAddr, target: &ResponseTarget, connected: &std::cell::Cell<bool>) -> Outcome {
-    let start = Instant::now();
-    let fail = |connected| Outcome { ok: false, took: start.elapsed(), connected };
-    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else { return fail(false) };
-    connected.set(true);
-    let path = match target {
-        ResponseTarget::Tcp { .. } => return Outcome { ok: true, took: start.elapsed(), connected: true },
-        ResponseTarget::Http { path, .. } => path,
-    };
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: hms-probe\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return fail(true);
-    }
-    let mut buf = vec![0u8; 4096];
-    let mut head = Vec::new();
-    let mut total = 0;
-    loop {
-        match stream.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => {
-                if head.len() < 16 {
-                    head.extend_from_slice(&buf[..n.min(16)]);
-                }
-                total += n;
-                if total >= MAX_RESPONSE {
-                    break;
-                }
-            }
-            Err(_) => return fail(true),
+/// The bytes of one request to `target` at `addr`, made once per window: an HTTP/1.0 GET that
+/// asks the server to close, or nothing for a connect-only probe.
+pub(crate) fn request_bytes(addr: SocketAddr, target: &ResponseTarget) -> Vec<u8> {
+    match target {
+        ResponseTarget::Tcp { .. } => Vec::new(),
+        ResponseTarget::Http { path, .. } => {
+            format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: hms-probe\r\nConnection: close\r\n\r\n")
+                .into_bytes()
         }
     }
-    Outcome { ok: success_status(&head), took: start.elapsed(), connected: true }
 }
 
-/// Whether a response starts with an HTTP status line of class 2xx or 3xx.
+async fn attempt(addr: SocketAddr, request: &[u8], connected: &std::cell::Cell<bool>) -> Outcome {
+    let start = Instant::now();
+    let ok = exchange(addr, request, || connected.set(true)).await.unwrap_or(false);
+    Outcome { ok, took: start.elapsed(), connected: connected.get() }
+}
+
+/// One exchange on a fresh connection: connect, send `request` (nothing: connect only), read
+/// until the server closes. `Ok(true)` when connected and (with a request) the status is 2xx or
+/// 3xx; `on_connect` runs once the connection is up. Also the load generator's request.
+pub(crate) async fn exchange(addr: SocketAddr, request: &[u8], on_connect: impl FnOnce()) -> std::io::Result<bool> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    on_connect();
+    if request.is_empty() {
+        return Ok(true);
+    }
+    stream.write_all(request).await?;
+    // in the future itself: no allocation per request
+    let mut buf = [0u8; 2048];
+    let mut head = [0u8; 16];
+    let (mut filled, mut total) = (0, 0);
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        let take = n.min(head.len() - filled);
+        head[filled..filled + take].copy_from_slice(&buf[..take]);
+        filled += take;
+        total += n;
+        if total >= MAX_RESPONSE {
+            break;
+        }
+    }
+    Ok(success_status(&head[..filled]))
+}
+
 fn success_status(head: &[u8]) -> bool {
     let text = String::from_utf8_lossy(head);
     let mut parts = text.split_ascii_whitespace();

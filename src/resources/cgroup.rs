@@ -17,6 +17,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::files::Reader;
+
 /// Which cgroup hierarchy a host has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Layout {
@@ -84,52 +86,30 @@ impl Cgroups {
         &self.layout
     }
 
-    /// The CPU counters of the container with full id `id`.
-    pub fn cpu(&self, id: &str) -> Result<CpuSample, CgroupError> {
+    /// Where the files of the container with full id `id` are: resolved once, read every period.
+    pub fn files(&self, id: &str) -> Result<GroupFiles, CgroupError> {
         match self.layout {
-            Layout::V1 => {
-                let usage_ns = read_u64(&self.v1(id, "cpuacct")?.join("cpuacct.usage"))?;
-                let stat = read(&self.v1(id, "cpu")?.join("cpu.stat"))?;
-                Ok(CpuSample { usage_ns, periods: key(&stat, "nr_periods"), throttled: key(&stat, "nr_throttled") })
-            }
+            Layout::V1 => Ok(GroupFiles {
+                layout: Layout::V1,
+                cpu: self.v1(id, "cpu")?,
+                cpuacct: self.v1(id, "cpuacct")?,
+                memory: self.v1(id, "memory")?,
+            }),
             Layout::V2 => {
-                let path = self.v2(id)?.join("cpu.stat");
-                let stat = read(&path)?;
-                let usec = stat_key(&stat, "usage_usec").ok_or(CgroupError::Parse(path))?;
-                let (periods, throttled) = (key(&stat, "nr_periods"), key(&stat, "nr_throttled"));
-                Ok(CpuSample { usage_ns: usec.saturating_mul(1000), periods, throttled })
+                let group = self.v2(id)?;
+                Ok(GroupFiles { layout: Layout::V2, cpu: group.clone(), cpuacct: group.clone(), memory: group })
             }
         }
     }
 
+    /// The CPU counters of the container with full id `id`.
+    pub fn cpu(&self, id: &str) -> Result<CpuSample, CgroupError> {
+        self.files(id)?.cpu(&mut Reader::plain())
+    }
+
     /// The memory of the container with full id `id`.
     pub fn memory(&self, id: &str) -> Result<MemorySample, CgroupError> {
-        match self.layout {
-            Layout::V1 => {
-                let dir = self.v1(id, "memory")?;
-                let limit = read_u64(&dir.join("memory.limit_in_bytes"))?;
-                Ok(MemorySample {
-                    usage_bytes: read_u64(&dir.join("memory.usage_in_bytes"))?,
-                    limit_bytes: (limit < V1_UNLIMITED).then_some(limit),
-                    failures: read_u64(&dir.join("memory.failcnt"))?,
-                })
-            }
-            Layout::V2 => {
-                let dir = self.v2(id)?;
-                let max_path = dir.join("memory.max");
-                let max = read(&max_path)?;
-                let limit_bytes = match max.trim() {
-                    "max" => None,
-                    v => Some(v.parse().map_err(|_| CgroupError::Parse(max_path))?),
-                };
-                let events = read(&dir.join("memory.events")).unwrap_or_default();
-                Ok(MemorySample {
-                    usage_bytes: read_u64(&dir.join("memory.current"))?,
-                    limit_bytes,
-                    failures: key(&events, "max"),
-                })
-            }
-        }
+        self.files(id)?.memory(&mut Reader::plain())
     }
 
     /// A process of the container with full id `id`: the first listed in its group's
@@ -145,13 +125,15 @@ impl Cgroups {
                 .ok_or_else(|| CgroupError::NotFound(id.to_owned(), self.root.clone()))?,
             Layout::V2 => self.v2(id)?,
         };
-        first_pid(&dir)
+        first_pid(&dir, &mut Reader::plain())
     }
 
     fn v1(&self, id: &str, controller: &str) -> Result<PathBuf, CgroupError> {
         // some hosts mount cpu and cpuacct together as `cpu,cpuacct`
-        let candidates = [controller.to_owned(), "cpu,cpuacct".to_owned()];
-        let found = candidates.iter().map(|c| self.root.join(c).join("docker").join(id)).find(|p| p.is_dir());
+        let hierarchies = [self.root.join(controller), self.root.join("cpu,cpuacct")];
+        let found = hierarchies.iter().map(|h| h.join("docker").join(id)).find(|p| p.is_dir());
+        // a container run with `--cgroup-parent` (a simulated host's budget) is one level down
+        let found = found.or_else(|| hierarchies.iter().find_map(|h| under_a_parent(h, id)));
         found.ok_or_else(|| CgroupError::NotFound(id.to_owned(), self.root.join(controller)))
     }
 
@@ -161,7 +143,75 @@ impl Cgroups {
         candidates
             .into_iter()
             .find(|p| p.is_dir())
+            .or_else(|| under_a_parent(&self.root, id))
             .ok_or_else(|| CgroupError::NotFound(id.to_owned(), self.root.clone()))
+    }
+}
+
+/// `<hierarchy>/<parent>/<id>` for any parent group (`--cgroup-parent`), if there is one.
+fn under_a_parent(hierarchy: &Path, id: &str) -> Option<PathBuf> {
+    let parents = std::fs::read_dir(hierarchy).ok()?;
+    parents.filter_map(|e| e.ok()).map(|e| e.path().join(id)).find(|p| p.is_dir())
+}
+
+/// The directories of one container's cgroup ([`Cgroups::files`]); reads go through a
+/// [`Reader`], which may keep the files open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupFiles {
+    layout: Layout,
+    /// v1: the `cpu` hierarchy's group; v2: the group.
+    cpu: PathBuf,
+    /// v1: the `cpuacct` hierarchy's group (the same as `cpu` when mounted together).
+    cpuacct: PathBuf,
+    memory: PathBuf,
+}
+
+impl GroupFiles {
+    /// The CPU counters.
+    pub fn cpu(&self, r: &mut Reader) -> Result<CpuSample, CgroupError> {
+        match self.layout {
+            Layout::V1 => {
+                let usage_ns = read_u64(r, &self.cpuacct.join("cpuacct.usage"))?;
+                let stat = read(r, &self.cpu.join("cpu.stat"))?;
+                Ok(CpuSample { usage_ns, periods: key(stat, "nr_periods"), throttled: key(stat, "nr_throttled") })
+            }
+            Layout::V2 => {
+                let path = self.cpu.join("cpu.stat");
+                let stat = read(r, &path)?;
+                let usec = stat_key(stat, "usage_usec").ok_or_else(|| CgroupError::Parse(path.clone()))?;
+                let (periods, throttled) = (key(stat, "nr_periods"), key(stat, "nr_throttled"));
+                Ok(CpuSample { usage_ns: usec.saturating_mul(1000), periods, throttled })
+            }
+        }
+    }
+
+    /// The memory in use, its limit and failures.
+    pub fn memory(&self, r: &mut Reader) -> Result<MemorySample, CgroupError> {
+        let dir = &self.memory;
+        match self.layout {
+            Layout::V1 => {
+                let limit = read_u64(r, &dir.join("memory.limit_in_bytes"))?;
+                Ok(MemorySample {
+                    usage_bytes: read_u64(r, &dir.join("memory.usage_in_bytes"))?,
+                    limit_bytes: (limit < V1_UNLIMITED).then_some(limit),
+                    failures: read_u64(r, &dir.join("memory.failcnt"))?,
+                })
+            }
+            Layout::V2 => {
+                let max_path = dir.join("memory.max");
+                let limit_bytes = match read(r, &max_path)?.trim() {
+                    "max" => None,
+                    v => Some(v.parse().map_err(|_| CgroupError::Parse(max_path))?),
+                };
+                let failures = r.read(&dir.join("memory.events")).map(|events| key(events, "max")).unwrap_or(0);
+                Ok(MemorySample { usage_bytes: read_u64(r, &dir.join("memory.current"))?, limit_bytes, failures })
+            }
+        }
+    }
+
+    /// A process of the container, as [`Cgroups::pid`] finds it.
+    pub fn pid(&self, r: &mut Reader) -> Result<Option<u32>, CgroupError> {
+        first_pid(&self.cpu, r)
     }
 }
 
@@ -181,28 +231,28 @@ pub fn throttled_share(before: CpuSample, after: CpuSample) -> Option<f64> {
 }
 
 /// The first process in `dir`'s `cgroup.procs`, else in its sub-groups', depth first.
-fn first_pid(dir: &Path) -> Result<Option<u32>, CgroupError> {
+fn first_pid(dir: &Path, r: &mut Reader) -> Result<Option<u32>, CgroupError> {
     let path = dir.join("cgroup.procs");
-    if let Some(first) = read(&path)?.split_whitespace().next() {
+    if let Some(first) = read(r, &path)?.split_whitespace().next() {
         return first.parse().map(Some).map_err(|_| CgroupError::Parse(path));
     }
     let entries = std::fs::read_dir(dir).map_err(|source| CgroupError::Read { path: dir.to_owned(), source })?;
     let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
     children.sort();
     for child in children {
-        if let Some(pid) = first_pid(&child)? {
+        if let Some(pid) = first_pid(&child, &mut Reader::plain())? {
             return Ok(Some(pid));
         }
     }
     Ok(None)
 }
 
-fn read(path: &Path) -> Result<String, CgroupError> {
-    std::fs::read_to_string(path).map_err(|source| CgroupError::Read { path: path.to_owned(), source })
+fn read<'r>(r: &'r mut Reader, path: &Path) -> Result<&'r str, CgroupError> {
+    r.read(path).map_err(|source| CgroupError::Read { path: path.to_owned(), source })
 }
 
-fn read_u64(path: &Path) -> Result<u64, CgroupError> {
-    read(path)?.trim().parse().map_err(|_| CgroupError::Parse(path.to_owned()))
+fn read_u64(r: &mut Reader, path: &Path) -> Result<u64, CgroupError> {
+    read(r, path)?.trim().parse().map_err(|_| CgroupError::Parse(path.to_owned()))
 }
 
 /// The value of `key` in a flat-keyed file (`key value` per line).

@@ -2,6 +2,8 @@
 //! its inbound traffic and the host's CPU, memory, load and pressure from procfs ([`procfs`]).
 //! An edge like [`crate::runtime`] and [`crate::probe`]: plain reads, no decisions.
 
+pub mod budget;
 pub mod cgroup;
+pub mod files;
 pub mod procfs;
 pub mod sensors;

@@ -86,10 +86,24 @@ pub enum NetCounter {
 /// One inbound counter of the network namespace of process `pid`: half the reads of
 /// [`net_counters`] when only one is needed.
 pub fn net_counter(proc_root: &Path, pid: u32, which: NetCounter) -> Result<u64, ProcError> {
+    let path = net_counter_path(proc_root, pid, which);
+    parse(&path, |t| net_counter_value(which, t))
+}
+
+/// The file holding counter `which` of process `pid`'s network namespace.
+pub fn net_counter_path(proc_root: &Path, pid: u32, which: NetCounter) -> PathBuf {
     let net = proc_root.join(pid.to_string()).join("net");
     match which {
-        NetCounter::PassiveOpens => parse(&net.join("snmp"), |t| snmp_value(t, "Tcp", "PassiveOpens")),
-        NetCounter::RxPackets => parse(&net.join("dev"), rx_packets),
+        NetCounter::PassiveOpens => net.join("snmp"),
+        NetCounter::RxPackets => net.join("dev"),
+    }
+}
+
+/// Counter `which` in the content of its file ([`net_counter_path`]).
+pub fn net_counter_value(which: NetCounter, text: &str) -> Option<u64> {
+    match which {
+        NetCounter::PassiveOpens => snmp_value(text, "Tcp", "PassiveOpens"),
+        NetCounter::RxPackets => rx_packets(text),
     }
 }
 
@@ -152,12 +166,14 @@ fn pressure_some_avg10(path: &Path) -> Result<Option<f64>, ProcError> {
 /// The value in column `column` of protocol `proto` in a `net/snmp`-style file: a line of names
 /// then a line of values, both prefixed `<proto>:`.
 fn snmp_value(text: &str, proto: &str, column: &str) -> Option<u64> {
-    let prefix = format!("{proto}:");
-    let mut lines = text.lines().filter(|l| l.split_whitespace().next() == Some(prefix.as_str()));
+    let of_proto = |l: &&str| l.split_whitespace().next().and_then(|w| w.strip_suffix(':')) == Some(proto);
+    let mut lines = text.lines().filter(of_proto);
     let (names, values) = (lines.next()?, lines.next()?);
-    let (names, values): (Vec<_>, Vec<_>) = (names.split_whitespace().collect(), values.split_whitespace().collect());
-    let i = names.iter().position(|n| *n == column).filter(|_| names.len() == values.len())?;
-    values.get(i)?.parse().ok()
+    if names.split_whitespace().count() != values.split_whitespace().count() {
+        return None;
+    }
+    let i = names.split_whitespace().position(|n| n == column)?;
+    values.split_whitespace().nth(i)?.parse().ok()
 }
 
 /// Receive packets of `net/dev` summed over every interface but `lo`: two header lines (the

@@ -100,6 +100,48 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
+    async fn exec(&self, id: &str, cmd: &[&str], detach: bool) -> Result<(), RuntimeError> {
+        let config = bollard::exec::CreateExecOptions {
+            cmd: Some(cmd.to_vec()),
+            attach_stdout: Some(!detach),
+            attach_stderr: Some(!detach),
+            ..Default::default()
+        };
+        let created = self.docker.create_exec(id, config).await.map_err(|e| refused("exec", id, e))?;
+        let start = bollard::exec::StartExecOptions { detach, ..Default::default() };
+        let started = self.docker.start_exec(&created.id, Some(start)).await.map_err(|e| refused("exec", id, e))?;
+        if let bollard::exec::StartExecResults::Attached { mut output, .. } = started {
+            while let Some(chunk) = output.next().await {
+                chunk.map_err(|e| refused("exec", id, e))?;
+            }
+            let done = self.docker.inspect_exec(&created.id).await.map_err(|e| refused("exec", id, e))?;
+            if let Some(code) = done.exit_code.filter(|c| *c != 0) {
+                let message = format!("{} exited with {code}", cmd.join(" "));
+                return Err(RuntimeError::Refused { op: "exec", id: id.to_owned(), message });
+            }
+        }
+        Ok(())
+    }
+
+    async fn limits(&self, id: &str) -> Result<super::Limits, RuntimeError> {
+        let resp = self.docker.inspect_container(id, None).await.map_err(|e| refused("inspect", id, e))?;
+        let hc = resp.host_config.unwrap_or_default();
+        let nano = hc.nano_cpus.filter(|n| *n > 0).map(|n| n as f64 / 1e9);
+        let quota = match (hc.cpu_quota, hc.cpu_period) {
+            (Some(q), p) if q > 0 => Some(q as f64 / p.filter(|p| *p > 0).unwrap_or(100_000) as f64),
+            _ => None,
+        };
+        let memory_bytes = hc.memory.filter(|m| *m > 0).and_then(|m| u64::try_from(m).ok());
+        let cgroup_parent = hc.cgroup_parent.filter(|p| !p.is_empty());
+        Ok(super::Limits { cpus: nano.or(quota), memory_bytes, cgroup_parent })
+    }
+
+    async fn set_cpus(&self, id: &str, cpus: Option<f64>) -> Result<(), RuntimeError> {
+        let nano = cpus.map_or(0, |c| (c * 1e9).round() as i64);
+        let body = bollard::models::ContainerUpdateBody { nano_cpus: Some(nano), ..Default::default() };
+        self.docker.update_container(id, body).await.map_err(|e| refused("update", id, e))
+    }
+
     async fn start(&self, id: &str) -> Result<(), RuntimeError> {
         ok_unless_error("start", id, self.docker.start_container(id, None).await)
     }

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 
-use super::{ContainerRuntime, EventKind, RuntimeError, RuntimeEvent, Selector};
+use super::{ContainerRuntime, EventKind, Limits, RuntimeError, RuntimeEvent, Selector};
 use crate::model::{DockerState, Health, ObservedContainer};
 
 /// A mutating operation the fake received.
@@ -46,6 +46,9 @@ struct Inner {
     op_latency: Duration,
     in_flight: usize,
     max_in_flight: usize,
+    limits: HashMap<String, Limits>,
+    /// Every exec, in order: container id and command.
+    execs: Vec<(String, Vec<String>)>,
 }
 
 /// The in-memory engine. Cheap to clone; clones share state.
@@ -135,6 +138,16 @@ impl FakeRuntime {
         self.lock().ops.clone()
     }
 
+    /// Every command run in a container so far (id, argv).
+    pub fn execs(&self) -> Vec<(String, Vec<String>)> {
+        self.lock().execs.clone()
+    }
+
+    /// Sets a container's limits (as `docker run --cpus/--memory` would).
+    pub fn set_limits(&self, id: &str, limits: Limits) {
+        self.lock().limits.insert(id.to_owned(), limits);
+    }
+
     /// The container's current state.
     pub fn state(&self, id: &str) -> Option<DockerState> {
         self.lock().containers.get(id).map(|c| c.state)
@@ -219,6 +232,37 @@ fn emit(g: &mut Inner, id: &str, kind: EventKind) {
 
 #[async_trait]
 impl ContainerRuntime for FakeRuntime {
+    async fn exec(&self, id: &str, cmd: &[&str], _detach: bool) -> Result<(), RuntimeError> {
+        let mut g = self.lock();
+        match g.containers.get(id).map(|c| c.state) {
+            Some(DockerState::Running) => {
+                g.execs.push((id.to_owned(), cmd.iter().map(|s| (*s).to_owned()).collect()));
+                Ok(())
+            }
+            Some(_) => {
+                Err(RuntimeError::Refused { op: "exec", id: id.to_owned(), message: "is not running".to_owned() })
+            }
+            None => Err(RuntimeError::NotFound(id.to_owned())),
+        }
+    }
+
+    async fn limits(&self, id: &str) -> Result<Limits, RuntimeError> {
+        let g = self.lock();
+        if !g.containers.contains_key(id) {
+            return Err(RuntimeError::NotFound(id.to_owned()));
+        }
+        Ok(g.limits.get(id).cloned().unwrap_or_default())
+    }
+
+    async fn set_cpus(&self, id: &str, cpus: Option<f64>) -> Result<(), RuntimeError> {
+        let mut g = self.lock();
+        if !g.containers.contains_key(id) {
+            return Err(RuntimeError::NotFound(id.to_owned()));
+        }
+        g.limits.entry(id.to_owned()).or_default().cpus = cpus;
+        Ok(())
+    }
+
     async fn list(&self, selector: Option<&Selector>) -> Result<Vec<ObservedContainer>, RuntimeError> {
         let g = self.lock();
         let all = g.containers.values();

@@ -73,6 +73,17 @@ pub struct RuntimeEvent {
     pub time: Option<SystemTime>,
 }
 
+/// A container's resource limits as the engine holds them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Limits {
+    /// CPUs (`--cpus`, or a CFS quota over its period); `None`: no CPU limit.
+    pub cpus: Option<f64>,
+    /// Memory in bytes (`--memory`); `None`: no limit.
+    pub memory_bytes: Option<u64>,
+    /// Its cgroup parent (`--cgroup-parent`, a simulated host's budget); `None`: the engine's.
+    pub cgroup_parent: Option<String>,
+}
+
 /// The operations HMS needs from a container engine.
 #[async_trait]
 pub trait ContainerRuntime: Send + Sync + 'static {
@@ -92,6 +103,22 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn pid(&self, id: &str) -> Result<Option<u32>, RuntimeError> {
         let _ = id;
         Ok(None)
+    }
+    /// Runs `cmd` inside a running container. `detach`: started and left to end by itself;
+    /// otherwise waited for, an error unless it exits 0. Engines without exec refuse.
+    async fn exec(&self, id: &str, cmd: &[&str], detach: bool) -> Result<(), RuntimeError> {
+        let _ = (cmd, detach);
+        Err(RuntimeError::Refused { op: "exec", id: id.to_owned(), message: "not supported".to_owned() })
+    }
+    /// The container's CPU and memory limits.
+    async fn limits(&self, id: &str) -> Result<Limits, RuntimeError> {
+        let _ = id;
+        Ok(Limits::default())
+    }
+    /// Sets the container's CPU limit in CPUs (`None`: no limit), as `docker update --cpus`.
+    async fn set_cpus(&self, id: &str, cpus: Option<f64>) -> Result<(), RuntimeError> {
+        let _ = cpus;
+        Err(RuntimeError::Refused { op: "update", id: id.to_owned(), message: "not supported".to_owned() })
     }
     /// Container events, replayed from `since` when given. The stream ends or yields an error
     /// when the connection drops; it never reconnects by itself.

@@ -202,6 +202,14 @@ pub fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// The live processes of container `name` whose command line holds `tag`, as `ps` lists them
+/// (a zombie has no command line and is not listed). Fails when `ps` cannot run, so a missing
+/// tool is never read as "nothing left".
+pub fn tagged_processes(name: &str, tag: &str) -> Vec<String> {
+    let ps = docker(&["exec", name, "ps", "-o", "pid,args"]);
+    ps.lines().filter(|l| l.contains(tag)).map(str::to_owned).collect()
+}
+
 /// The container's state as `docker inspect` says.
 pub fn docker_state(name: &str) -> String {
     docker(&["inspect", "-f", "{{.State.Status}}", name])
@@ -443,4 +451,86 @@ pub async fn call(api: &hms::http::Api, method: &str, path: &str, body: Option<&
     let res = req.reply(&hms::http::routes(api.clone())).await;
     let text = String::from_utf8_lossy(res.body()).into_owned();
     (res.status().as_u16(), serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+}
+
+/// Requests a second of the response-time medians the fault tests take: about 5, but not a
+/// divisor of the CFS period's 10 a second. An open loop at exactly 5 a second sends every request
+/// at the same phase of the 100 ms period, so under a quota all of them met the throttled part or
+/// none did, depending on the run (a `cpu_starve` measured ×1.1 in one run and ×18 in the next);
+/// at 4.7 each request lands 12.8 ms later in the period than the one before, and a median covers
+/// every phase.
+pub const RATE: f64 = 4.7;
+
+/// The median response time (ms) of `url` at `rate` requests a second for `secs` seconds, sent open
+/// loop by `hms load`'s generator.
+pub async fn median_ms(url: &str, rate: f64, secs: f64) -> f64 {
+    let spec = hms::load::generator::LoadSpec {
+        targets: vec![url.parse().unwrap()],
+        schedule: hms::load::schedule::Schedule::Constant(rate),
+        duration: Duration::from_secs_f64(secs),
+        timeout: Duration::from_secs(5),
+        max_in_flight: 100,
+    };
+    let s = hms::load::generator::spawn(spec, |_| ()).unwrap().finished().await;
+    s.latency.expect("the service answers").p50_ms
+}
+
+/// Records an executor reported, newest last.
+pub type Reported = Arc<std::sync::Mutex<Vec<hms::antagonist::truth::AttackRecord>>>;
+
+/// An antagonist executor on `runtime` (default configuration, its own nft table, its undo
+/// journal in `dir`) over `peers`, and what it reports.
+pub fn executor(
+    runtime: Arc<dyn ContainerRuntime>,
+    sensors: Option<Arc<dyn hms::resources::sensors::Sensors>>,
+    dir: &Path,
+    peers: Vec<hms::antagonist::exec::Target>,
+) -> (Arc<hms::antagonist::exec::Executor>, Reported) {
+    let records: Reported = Arc::default();
+    let sink = records.clone();
+    let exec = hms::antagonist::exec::Executor {
+        host: "local".into(),
+        runtime,
+        injector: hms::antagonist::inject::SystemInjector::detect(&unique_table()),
+        config: hms::antagonist::config::AntagonistConfig::default(),
+        active: hms::antagonist::exec::Active::default(),
+        report: Box::new(move |r| sink.lock().unwrap().push(r)),
+        moves: tokio::sync::broadcast::channel(16).0,
+        sensors,
+        journal: hms::antagonist::faults::UndoJournal::new(Some(dir)),
+        peers: Arc::new(std::sync::Mutex::new(peers)),
+        turn: Arc::default(),
+    };
+    (Arc::new(exec), records)
+}
+
+/// A simulated host's CPU budget, removed when dropped. Declare it before the fixture whose
+/// containers run under it: it is dropped after them (the engine clears their groups a moment
+/// after, hence the retries).
+pub struct BudgetGuard(pub hms::resources::budget::Budget);
+
+impl Drop for BudgetGuard {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if self.0.remove().is_ok() {
+                return;
+            }
+            #[allow(clippy::disallowed_methods, reason = "a test's drop, waiting for the engine's cleanup")]
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("budget {} left behind", self.0.cgroup_parent());
+    }
+}
+
+/// A budget of `cpus` for a new simulated host (a unique name, `vm…`).
+pub fn budget(cpus: f64) -> BudgetGuard {
+    let host = unique("vm").replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-");
+    BudgetGuard(
+        hms::resources::budget::Budget::create("/sys/fs/cgroup", &host, cpus).expect("cgroup files writable as root"),
+    )
+}
+
+/// The simulated host's name of a budget (`hms-NAME` → `NAME`).
+pub fn budget_host(b: &BudgetGuard) -> String {
+    b.0.cgroup_parent().trim_start_matches('/').trim_start_matches(hms::resources::budget::PREFIX).to_owned()
 }

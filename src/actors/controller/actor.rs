@@ -26,6 +26,7 @@ use super::error::ControllerError;
 use super::fleet_view::{Fleet, FleetEvent, FleetView, Link, Merge, Pull, Stats};
 use crate::actors::protocol::wire::Wire;
 use crate::actors::protocol::{Command, CommandOk, Content, Heartbeat, ToHost, UpdateNotice};
+use crate::analysis::detect::AnalysisConfig;
 use crate::config::ControllerConfig;
 use crate::fleet::FleetSnapshot;
 use crate::model::HostRecord;
@@ -33,6 +34,7 @@ use crate::store::Store;
 
 const KEY_AGGREGATION_MS: &str = "aggregation_ms";
 const KEY_KNOWN_HOSTS: &str = "known_hosts";
+const KEY_ANALYSIS: &str = "analysis";
 
 /// The shortest wait for the pull that follows a command, whatever the command took.
 const MIN_PULL_TIMEOUT: Duration = Duration::from_millis(100);
@@ -66,6 +68,9 @@ pub enum ControllerMsg {
     Written(Box<Written>),
     /// Change the aggregation window (durably).
     SetAggregation(Duration, RpcReplyPort<Result<(), ControllerError>>),
+    /// Set the fleet-wide analysis settings (persisted; sent to every host now and to each
+    /// host when it registers).
+    SetAnalysis(AnalysisConfig, RpcReplyPort<Result<(), ControllerError>>),
     /// Exchange counters.
     Stats(RpcReplyPort<Stats>),
     /// Cluster mode: the node server, to dial hosts with an endpoint.
@@ -135,8 +140,13 @@ impl Actor for Controller {
             Some(s) => s.get(KEY_KNOWN_HOSTS)?.unwrap_or_default(),
             None => BTreeMap::new(),
         };
+        let analysis: Option<AnalysisConfig> = match &self.store {
+            Some(s) => s.get(KEY_ANALYSIS)?,
+            None => None,
+        };
         let limit = self.config.heartbeat * self.config.missed_heartbeats;
-        let view = FleetView::new(known, window, limit, Instant::now());
+        let mut view = FleetView::new(known, window, limit, Instant::now());
+        view.set_analysis(analysis.unwrap_or_default());
         let liveness = myself.send_interval(self.config.heartbeat / 2, || ControllerMsg::Liveness);
         let (snapshot, _) = watch::channel(Arc::new(FleetSnapshot::default()));
         let mut state = ControllerState { view, liveness, node: None, snapshot };
@@ -187,6 +197,10 @@ impl Actor for Controller {
                 let res = self.set_aggregation(state, d);
                 Self::answer(state, reply, res);
             }
+            ControllerMsg::SetAnalysis(a, reply) => {
+                let res = self.set_analysis(state, a);
+                Self::answer(state, reply, res);
+            }
             ControllerMsg::Stats(reply) => {
                 let _ = reply.send(state.view.stats(Instant::now()));
             }
@@ -224,6 +238,10 @@ impl Controller {
         let changes = state.view.register(host, m, Instant::now(), OffsetDateTime::now_utc());
         if changes.persist_known {
             let _ = self.save_known(state.view.known_hosts());
+        }
+        // a host that was away when the analysis settings changed gets them now
+        if let Ok(pull) = state.view.route(host) {
+            self.push_analysis(pull, state.view.analysis());
         }
         self.send(changes.events);
         close_after(myself, changes.close_after);
@@ -369,6 +387,41 @@ impl Controller {
         state.view.set_aggregation(d)?;
         tracing::info!(aggregation_ms = d.as_millis() as u64, "aggregation changed");
         Ok(())
+    }
+
+    fn set_analysis(&self, state: &mut ControllerState, a: AnalysisConfig) -> Result<(), ControllerError> {
+        if let Some(store) = &self.store {
+            store.put(KEY_ANALYSIS, &a).map_err(|source| {
+                self.storage_failed(ControllerError::Storage { what: "analysis settings", source: Box::new(source) })
+            })?;
+        }
+        state.view.set_analysis(a);
+        tracing::info!(
+            enabled = a.enabled,
+            method = a.method.name(),
+            dd = a.dd,
+            window = a.window,
+            "analysis settings changed"
+        );
+        for pull in state.view.online_links() {
+            self.push_analysis(pull, a);
+        }
+        Ok(())
+    }
+
+    /// Sends the analysis settings to one host (in a task: a slow host holds nothing up; one
+    /// that misses them gets them when it registers again).
+    fn push_analysis(&self, pull: Pull<ActorRef<ToHost>>, a: AnalysisConfig) {
+        let timeout = self.config.call_timeout;
+        tokio::spawn(async move {
+            let cmd = Command::SetAnalysis(a);
+            let res = ask_host(&pull.manager, &pull.host, |r| ToHost::Command(Wire::new(cmd), r), timeout).await;
+            match res {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(host = %pull.host, error = %e, "the host refused the analysis settings"),
+                Err(e) => tracing::warn!(host = %pull.host, error = %e, "cannot send the analysis settings"),
+            }
+        });
     }
 
     fn save_known(&self, known: &BTreeMap<String, super::known_hosts::KnownHost>) -> Result<(), ControllerError> {

@@ -59,8 +59,21 @@ pub struct Stats {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FleetEvent {
-    Containers { host: String, containers: Vec<ContainerRecord>, removed: Vec<String> },
-    Host { host: HostRecord },
+    Containers {
+        host: String,
+        containers: Vec<ContainerRecord>,
+        removed: Vec<String>,
+    },
+    Host {
+        host: HostRecord,
+    },
+    /// A container's anomaly opened (`level`), changed level, or closed (`level` null).
+    Anomaly {
+        host: String,
+        container: String,
+        name: String,
+        level: Option<crate::analysis::Level>,
+    },
 }
 
 /// A pull to carry out: whom to ask, what, and the registration of the host it belongs to.
@@ -143,6 +156,7 @@ impl<M> HostView<M> {
 pub struct FleetView<M> {
     hosts: BTreeMap<String, HostView<M>>,
     agg: Aggregator,
+    analysis: crate::analysis::detect::AnalysisConfig,
     known: KnownHosts,
     stats: Stats,
     /// Silence after which an online host is offline (heartbeat period × missed heartbeats).
@@ -157,7 +171,8 @@ impl<M: Link> FleetView<M> {
         let known = KnownHosts::new(known);
         let hosts =
             known.hosts().iter().map(|(h, k)| (h.clone(), HostView::offline(h, k.endpoint.clone(), now))).collect();
-        Self { hosts, agg: Aggregator::new(window), known, stats: Stats::default(), liveness, epochs: 0 }
+        let (agg, analysis) = (Aggregator::new(window), Default::default());
+        Self { hosts, agg, analysis, known, stats: Stats::default(), liveness, epochs: 0 }
     }
 
     /// A host's link registered (first time, or again after its session dropped): online, and
@@ -299,6 +314,8 @@ impl<M: Link> FleetView<M> {
         if view.merged.is_some_and(|v| content.version < v) {
             return (Merge::Older, Vec::new());
         }
+        let before: BTreeMap<String, Option<crate::analysis::Level>> =
+            view.containers.iter().map(|(id, c)| (id.clone(), c.anomaly)).collect();
         if content.full {
             view.containers.clear();
         }
@@ -332,7 +349,19 @@ impl<M: Link> FleetView<M> {
         if full {
             removed.clear();
         }
+        let anomalies: Vec<FleetEvent> = view
+            .containers
+            .iter()
+            .filter(|(id, c)| before.get(*id).copied().flatten() != c.anomaly)
+            .map(|(_, c)| FleetEvent::Anomaly {
+                host: host.to_owned(),
+                container: c.id.clone(),
+                name: c.name.clone(),
+                level: c.anomaly,
+            })
+            .collect();
         let mut events = vec![FleetEvent::Containers { host: host.to_owned(), containers, removed }];
+        events.extend(anomalies);
         if record_changed {
             events.push(FleetEvent::Host { host: view.record.clone() });
         }
@@ -405,6 +434,20 @@ impl<M: Link> FleetView<M> {
         Ok(())
     }
 
+    /// The fleet-wide analysis settings (what a host gets when it registers).
+    pub fn analysis(&self) -> crate::analysis::detect::AnalysisConfig {
+        self.analysis
+    }
+
+    pub fn set_analysis(&mut self, analysis: crate::analysis::detect::AnalysisConfig) {
+        self.analysis = analysis;
+    }
+
+    /// The hosts online now, with their links.
+    pub fn online_links(&self) -> Vec<Pull<M>> {
+        self.hosts.keys().filter_map(|h| self.route(h).ok()).collect()
+    }
+
     pub fn aggregation(&self) -> Duration {
         self.agg.window()
     }
@@ -448,12 +491,13 @@ impl<M: Link> FleetView<M> {
             })
             .collect();
         let same = current.aggregation == aggregation
+            && current.analysis == self.analysis
             && current.hosts.len() == hosts.len()
             && hosts
                 .iter()
                 .zip(&current.hosts)
                 .all(|((h, a), (g, b))| h == g && a.record == b.record && Arc::ptr_eq(&a.containers, &b.containers));
-        (!same).then(|| FleetSnapshot::new(hosts, aggregation))
+        (!same).then(|| FleetSnapshot::new(hosts, aggregation).with_analysis(self.analysis))
     }
 
     /// Counts one message exchanged with a host; returns its size.

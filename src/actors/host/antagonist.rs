@@ -20,9 +20,11 @@ use tokio::task::JoinHandle;
 
 use crate::actors::protocol::{AntagonistStatus, AttackCounts, Command, CommandError, CommandOk, CommandReply};
 use crate::antagonist::exec::{Active, Executor, Target, undo};
+use crate::antagonist::faults::UndoJournal;
 use crate::antagonist::inject::Injector;
 use crate::antagonist::plan::{AntagonistConfig, ConfigPatch};
 use crate::antagonist::truth::{AttackKind, AttackLog, AttackRecord, Outcome, parse_time, stamp};
+use crate::resources::sensors::Sensors;
 use crate::runtime::ContainerRuntime;
 
 /// Longest wait for the injector while stopping.
@@ -34,7 +36,7 @@ pub enum AntagonistMsg {
     /// The eligible containers (from the host manager or the local lister), when they change.
     Targets(Vec<Target>),
     /// An antagonist command (status, start, configure, stop, attacks).
-    Command(Command, RpcReplyPort<CommandReply>),
+    Command(Box<Command>, RpcReplyPort<CommandReply>),
     /// The run time of run `n` is over.
     RunOver(u64),
 }
@@ -47,8 +49,10 @@ pub struct Antagonist {
     pub host: String,
     pub runtime: Arc<dyn ContainerRuntime>,
     pub injector: Arc<dyn Injector>,
-    /// Data dir of the ground-truth log (`None`: memory only).
+    /// Data dir of the ground-truth log and of the undo journal (`None`: memory only).
     pub log_dir: Option<PathBuf>,
+    /// Reads the targets' counters to see faults take effect (`None`: not checked).
+    pub sensors: Option<Arc<dyn Sensors>>,
 }
 
 struct Run {
@@ -80,6 +84,7 @@ impl Journal {
             (Outcome::Interrupted, _) => c.interrupted += 1,
             (Outcome::Done, AttackKind::Shutdown) => c.shutdown += 1,
             (Outcome::Done, AttackKind::Loss) => c.loss += 1,
+            (Outcome::Done, _) => c.faults += 1,
         }
         if let Err(e) = self.log.append(r) {
             tracing::error!(host = %self.host, error = %e, "cannot write the ground truth");
@@ -112,6 +117,10 @@ impl Actor for Antagonist {
         if let Err(e) = self.injector.clear_all().await {
             tracing::warn!(host = %self.host, error = %e, "cannot remove leftover loss rules");
         }
+        let undone = UndoJournal::new(self.log_dir.as_deref()).recover(self.runtime.as_ref()).await;
+        if undone > 0 {
+            tracing::info!(host = %self.host, undone, "undid the attacks a crashed run left in force");
+        }
         let log_dir = self.log_dir.clone();
         let log = tokio::task::spawn_blocking(move || AttackLog::open(log_dir.as_deref())).await?;
         Ok(AntagonistState {
@@ -143,7 +152,7 @@ impl Actor for Antagonist {
         match msg {
             AntagonistMsg::Targets(targets) => self.on_targets(state, targets).await,
             AntagonistMsg::Command(cmd, reply) => {
-                let res = self.command(&myself, state, cmd).await;
+                let res = self.command(&myself, state, *cmd).await;
                 let _ = reply.send(res);
             }
             AntagonistMsg::RunOver(id) if state.run.as_ref().is_some_and(|r| r.id == id) => {
@@ -224,6 +233,10 @@ impl Antagonist {
             active: Active::default(),
             report: Box::new(move |r| shared.lock().unwrap_or_else(|p| p.into_inner()).record(r)),
             moves: tokio::sync::broadcast::channel(256).0,
+            sensors: self.sensors.clone(),
+            journal: UndoJournal::new(self.log_dir.as_deref()),
+            peers: Arc::new(Mutex::new(state.targets.values().cloned().collect())),
+            turn: Arc::default(),
         });
         let mut run = Run { id: state.runs, exec, loops: HashMap::new() };
         for t in state.targets.values() {
@@ -252,7 +265,7 @@ impl Antagonist {
         }
         let injector = self.injector.as_ref();
         let undo_all = async {
-            let records = undo(&run.exec.active, injector, None).await;
+            let records = undo(&run.exec.active, injector, self.runtime.as_ref(), &run.exec.journal, None).await;
             if let Err(e) = injector.clear_all().await {
                 tracing::warn!(host = %self.host, error = %e, "cannot remove the loss table");
             }
@@ -278,6 +291,7 @@ impl Antagonist {
             .collect();
         state.targets = new;
         let Some(run) = state.run.as_mut() else { return };
+        *run.exec.peers.lock().unwrap_or_else(|p| p.into_inner()) = state.targets.values().cloned().collect();
         for m in moved {
             // no receiver: no link-scope loss in progress
             let _ = run.exec.moves.send(m);
@@ -292,7 +306,8 @@ impl Antagonist {
         for t in added {
             Self::spawn_loop(run, t);
         }
-        let records = undo(&exec.active, self.injector.as_ref(), Some(&gone)).await;
+        let records =
+            undo(&exec.active, self.injector.as_ref(), self.runtime.as_ref(), &exec.journal, Some(&gone)).await;
         let mut j = journal(state);
         records.into_iter().for_each(|r| j.record(r));
     }

@@ -2,6 +2,7 @@
 //! (in scope, not ignored) whenever they change, handed the antagonist commands, and spawned
 //! again by the manager when it dies.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,19 +11,18 @@ use ractor::{Actor, ActorCell, ActorId, ActorRef, RpcReplyPort};
 use super::antagonist::{Antagonist, AntagonistMsg};
 use super::state::HostState;
 use crate::actors::protocol::{Command, CommandError, CommandReply};
-use crate::antagonist::exec::Target;
+use crate::antagonist::exec::{SCHEDULE_LABEL, Target};
 use crate::antagonist::inject::SystemInjector;
 use crate::config::AntagonistSetup;
+use crate::resources::sensors::Sensors;
 use crate::runtime::ContainerRuntime;
 
 /// The antagonist of one host manager, while it lives.
 #[derive(Default)]
 pub struct AntagonistChild {
     actor: Option<ActorRef<AntagonistMsg>>,
-    /// The targets last sent to it (`None`: none sent yet).
-    targets: Option<Vec<Target>>,
-    /// [`targets_key`] of the host when they were built.
-    targets_key: u64,
+    /// The targets last sent to it, by id (`None`: none sent yet).
+    targets: Option<HashMap<String, Target>>,
 }
 
 impl AntagonistChild {
@@ -32,15 +32,17 @@ impl AntagonistChild {
         host: &HostState,
         runtime: Arc<dyn ContainerRuntime>,
         setup: &AntagonistSetup,
+        sensors: Arc<dyn Sensors>,
         supervisor: ActorCell,
     ) {
         let injector = setup.injector.clone().unwrap_or_else(|| SystemInjector::detect(&setup.table));
-        let actor = Antagonist { host: host.name.clone(), runtime, injector, log_dir: setup.log_dir.clone() };
+        let log_dir = setup.log_dir.clone();
+        let actor = Antagonist { host: host.name.clone(), runtime, injector, log_dir, sensors: Some(sensors) };
         match Actor::spawn_linked(None, actor, Default::default(), supervisor).await {
             Ok((a, _)) => {
                 self.actor = Some(a);
                 self.targets = None;
-                self.send_targets(host);
+                self.send_targets(host, &[]);
             }
             Err(e) => tracing::error!(host = %host.name, error = %e, "cannot spawn the antagonist"),
         }
@@ -56,21 +58,35 @@ impl AntagonistChild {
         self.actor = None;
     }
 
-    /// Tells the antagonist the eligible containers when they changed.
-    pub fn send_targets(&mut self, host: &HostState) {
+    /// Tells the antagonist the eligible containers when one of the `changed` containers (ids,
+    /// gone ones included) was added, removed, renamed, re-addressed, re-keyed or (un)ignored.
+    /// Most changes are of signals or states: only the changed containers are compared, so a busy
+    /// host does not walk every container on every change.
+    pub fn send_targets(&mut self, host: &HostState, changed: &[String]) {
         let Some(a) = &self.actor else { return };
-        // most changes are of signals or states, not of targets: compare a hash first, so a busy
-        // host does not rebuild every target on every change
-        let key = targets_key(host);
-        if self.targets.is_some() && self.targets_key == key {
-            return;
+        if let Some(sent) = &self.targets {
+            let same = |id: &String| {
+                let now = host.containers.get(id).filter(|t| !host.is_ignored(&t.obs));
+                match (now, sent.get(id)) {
+                    (None, None) => true,
+                    (Some(t), Some(s)) => {
+                        let key = t.obs.labels.get(SCHEDULE_LABEL).unwrap_or(&t.obs.name);
+                        s.name == t.obs.name && s.ip == t.obs.ip && s.key == *key
+                    }
+                    _ => false,
+                }
+            };
+            if changed.iter().all(same) {
+                return;
+            }
         }
-        self.targets_key = key;
-        let targets: Vec<Target> = (host.containers.values().filter(|t| !host.is_ignored(&t.obs)))
-            .map(|t| Target::new(t.obs.id.clone(), t.obs.name.clone(), &t.obs.labels, t.obs.ip))
+        let targets: HashMap<String, Target> = (host.containers.values().filter(|t| !host.is_ignored(&t.obs)))
+            .map(|t| (t.obs.id.clone(), Target::new(t.obs.id.clone(), t.obs.name.clone(), &t.obs.labels, t.obs.ip)))
             .collect();
         if self.targets.as_ref() != Some(&targets) {
-            let _ = a.cast(AntagonistMsg::Targets(targets.clone()));
+            let mut list: Vec<Target> = targets.values().cloned().collect();
+            list.sort();
+            let _ = a.cast(AntagonistMsg::Targets(list));
             self.targets = Some(targets);
         }
     }
@@ -79,7 +95,7 @@ impl AntagonistChild {
     pub fn forward(&self, cmd: Command, reply: RpcReplyPort<CommandReply>) {
         match &self.actor {
             Some(a) => {
-                let _ = a.cast(AntagonistMsg::Command(cmd, reply));
+                let _ = a.cast(AntagonistMsg::Command(Box::new(cmd), reply));
             }
             None => {
                 let _ = reply.send(Err(CommandError::Conflict("the antagonist is restarting".to_owned())));
@@ -93,14 +109,4 @@ impl AntagonistChild {
             let _ = a.stop_and_wait(None, Some(Duration::from_secs(2))).await;
         }
     }
-}
-
-/// A hash of what the targets are made of: eligible containers' ids, names, labels and addresses.
-fn targets_key(host: &HostState) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for t in host.containers.values().filter(|t| !host.is_ignored(&t.obs)) {
-        (&t.obs.id, &t.obs.name, &t.obs.labels, t.obs.ip).hash(&mut h);
-    }
-    h.finish()
 }

@@ -15,6 +15,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::analysis::AnalysisStore;
 use super::antagonist_child::AntagonistChild;
 use super::commands;
 use super::engine::{Engine, Inspection, RestartJob, RestartOutcome};
@@ -24,7 +25,7 @@ use super::probes::Probes;
 use super::series::SeriesStore;
 use super::state::{EventEffect, HostState, Plan};
 use super::upstream::Upstream;
-use crate::actors::protocol::{Command, CommandOk, CommandReply, Content, PullRequest, ToController};
+use crate::actors::protocol::{Command, CommandError, CommandOk, CommandReply, Content, PullRequest, ToController};
 use crate::config::ManagerConfig;
 use crate::model::{ContainerRecord, ObservedContainer, short_id};
 use crate::probe::Prober;
@@ -92,6 +93,8 @@ pub struct ManagerState {
     probes: Probes,
     /// Every monitored container's recent signals.
     series: SeriesStore,
+    /// Detection and identification over those signals.
+    analysis: AnalysisStore,
     engine: Engine,
     /// Containers touched by the current message.
     dirty: BTreeSet<String>,
@@ -142,6 +145,13 @@ impl Actor for HostManager {
                 report,
             ),
             series: SeriesStore::new(c.probe_period, self.monitor.sensors.clone()),
+            analysis: {
+                let mut a = AnalysisStore::new(c.analysis);
+                if let Some(dir) = c.record.as_deref().filter(|_| c.monitor) {
+                    a.record_to(dir, &c.name);
+                }
+                a
+            },
             engine: Engine::new(self.runtime.clone(), c.select.clone(), c.stop_timeout),
             dirty: Default::default(),
             upstream: Upstream::default(),
@@ -182,6 +192,7 @@ impl Actor for HostManager {
                 self.changed(state, [&id]);
             }
             HostMsg::Heartbeat => {
+                state.analysis.on_tick(&state.host.name);
                 let signals = state.series.host_signals();
                 state.upstream.heartbeat(&state.host.name, state.host.version, signals);
             }
@@ -276,10 +287,13 @@ impl HostManager {
             state.series.record(&w.id, started, &w.signals, w.stats.loss());
             let shown = t.shown.follow(&w.signals);
             t.signals = Some(w.signals);
-            if shown != t.shown {
-                t.shown = shown;
+            let moved = shown != t.shown;
+            t.shown = shown;
+            let judged = state.analysis.on_period(&mut state.host, &w.id, &w.signals, started);
+            if moved {
                 self.changed(state, [&w.id]);
             }
+            self.changed(state, judged);
         }
         let at = Moment::now();
         let effect = state.healing.on_window(&mut state.host, w, &at);
@@ -369,27 +383,30 @@ impl HostManager {
     /// After every message: re-derive dirty records, align probes, notify the controller.
     async fn finish(&self, myself: &ActorRef<HostMsg>, state: &mut ManagerState, version_before: u64) {
         let now = Instant::now();
-        let dirty = std::mem::take(&mut state.dirty);
-        for id in dirty {
-            if !state.host.containers.contains_key(&id) {
-                state.series.forget(&id);
+        let dirty: Vec<String> = std::mem::take(&mut state.dirty).into_iter().collect();
+        for id in &dirty {
+            if !state.host.containers.contains_key(id) {
+                state.series.forget(id);
+                state.analysis.forget(&state.host.name, id, time::OffsetDateTime::now_utc());
             }
-            state.host.touch(&id, now);
-            let wanted = state.host.probe_target(&id);
-            if let Some(delay) = state.probes.sync(&id, wanted, myself).await {
+            state.host.touch(id, now);
+            let wanted = state.host.probe_target(id);
+            if let Some(delay) = state.probes.sync(id, wanted, myself).await {
+                let id = id.clone();
                 myself.send_after(delay, move || HostMsg::RespawnProbe(id));
             }
         }
         if state.host.version != version_before {
             state.upstream.notify(&state.host.name, state.host.version);
-            state.antagonist.send_targets(&state.host);
+            state.antagonist.send_targets(&state.host, &dirty);
         }
     }
 
     /// Spawns the (idle) antagonist as a linked child.
     async fn spawn_antagonist(&self, myself: &ActorRef<HostMsg>, state: &mut ManagerState) {
         let (rt, setup) = (self.runtime.clone(), &self.config.antagonist);
-        state.antagonist.spawn(&state.host, rt, setup, myself.get_cell()).await;
+        let sensors = self.monitor.sensors.clone();
+        state.antagonist.spawn(&state.host, rt, setup, sensors, myself.get_cell()).await;
     }
 
     /// Forwards antagonist commands; applies (and persists) the manager's own.
@@ -402,6 +419,20 @@ impl HostManager {
     ) {
         if cmd.is_antagonist() {
             return state.antagonist.forward(cmd, reply);
+        }
+        if let Command::Anomalies { since, open } = &cmd {
+            let since = since.as_deref().map(crate::antagonist::truth::parse_time).transpose();
+            let res = since
+                .map(|since| CommandOk { anomalies: Some(state.analysis.list(since, *open)), ..CommandOk::default() })
+                .map_err(|e| CommandError::Invalid(format!("since: {e}")));
+            let _ = reply.send(res);
+            return;
+        }
+        if let Command::SetAnalysis(config) = &cmd {
+            let changed = state.analysis.configure(&mut state.host, config.settings(), time::OffsetDateTime::now_utc());
+            self.changed(state, changed.iter());
+            let _ = reply.send(Ok(CommandOk::default()));
+            return;
         }
         if let Command::Series { container, since, last } = &cmd {
             let series = state.series.answer(&state.host, container, since.as_deref(), *last);

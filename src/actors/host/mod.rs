@@ -32,6 +32,7 @@
 //! [`commands`] applies and persists the user commands, [`upstream`] notifies the controller,
 //! [`series`] keeps every container's recent signals.
 
+pub mod analysis;
 pub mod antagonist;
 pub mod antagonist_child;
 pub mod commands;

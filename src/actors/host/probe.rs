@@ -201,6 +201,13 @@ impl Actor for ProbeActor {
         }
         Ok(())
     }
+
+    async fn post_stop(&self, _myself: ActorRef<ProbeMsg>, state: &mut ProbeState) -> Result<(), ActorProcessingErr> {
+        if let Some(m) = &self.monitor {
+            m.sensors.forget(&state.container);
+        }
+        Ok(())
+    }
 }
 
 impl ProbeActor {

@@ -32,9 +32,10 @@ impl SeriesStore {
         series.push(at, s, Some(packet_loss));
     }
 
-    /// Drops the series of a container that is gone.
+    /// Drops the series of a container that is gone, and what its readings kept open.
     pub fn forget(&mut self, id: &str) {
         self.series.remove(id);
+        self.sensors.forget(id);
     }
 
     /// The answer to a series command: the container's kept points (none yet: an empty list).

@@ -85,6 +85,7 @@ pub struct ContainerPatch {
     pub workload: Option<Option<f64>>,
     pub cpu_percent: Option<Option<f64>>,
     pub memory_bytes: Option<Option<u64>>,
+    pub anomaly: Option<Option<crate::analysis::Level>>,
 }
 
 /// An RFC 3339 instant in ten bytes, where its text takes thirty: whole seconds since the epoch
@@ -149,6 +150,7 @@ impl ContainerPatch {
             workload: changed_f64(old.workload, new.workload),
             cpu_percent: changed_f64(old.cpu_percent, new.cpu_percent),
             memory_bytes: changed(&old.memory_bytes, &new.memory_bytes),
+            anomaly: changed(&old.anomaly, &new.anomaly),
         })
     }
 
@@ -167,6 +169,7 @@ impl ContainerPatch {
             workload,
             cpu_percent,
             memory_bytes,
+            anomaly,
         } = self;
         state.is_none()
             && packet_loss.is_none()
@@ -179,6 +182,7 @@ impl ContainerPatch {
             && workload.is_none()
             && cpu_percent.is_none()
             && memory_bytes.is_none()
+            && anomaly.is_none()
     }
 
     pub fn apply(&self, rec: &mut ContainerRecord) {
@@ -216,6 +220,9 @@ impl ContainerPatch {
         if let Some(v) = self.memory_bytes {
             rec.memory_bytes = v;
         }
+        if let Some(v) = self.anomaly {
+            rec.anomaly = v;
+        }
     }
 }
 
@@ -243,6 +250,11 @@ pub enum Command {
     SetProbe { container: String, probe: ProbeSetting },
     /// A container's kept series: points at or after `since` (RFC 3339), at most the `last` ones.
     Series { container: String, since: Option<String>, last: Option<u32> },
+    /// The host's anomalies detected at or after `since` (RFC 3339), only the open ones with
+    /// `open`.
+    Anomalies { since: Option<String>, open: bool },
+    /// Run detection and identification with these fleet-wide settings.
+    SetAnalysis(crate::analysis::detect::AnalysisConfig),
 }
 
 /// A container's response-time probe as a user sets it.
@@ -259,7 +271,7 @@ pub enum ProbeSetting {
 impl Command {
     /// Whether it may change the host's published records (so the controller pulls after it).
     pub fn changes_records(&self) -> bool {
-        !self.is_antagonist() && !matches!(self, Self::Series { .. })
+        !self.is_antagonist() && !matches!(self, Self::Series { .. } | Self::Anomalies { .. })
     }
 
     /// Whether the host's antagonist answers it (rather than its manager).
@@ -280,6 +292,8 @@ impl Command {
 pub struct AttackCounts {
     pub shutdown: u64,
     pub loss: u64,
+    /// Attacks of the analysis kinds (every kind but `shutdown` and `loss`).
+    pub faults: u64,
     /// Attacks the engine or the injector refused.
     pub failed: u64,
     /// Attacks cut short by a stop, a reconfiguration, or the target leaving the scope.
@@ -311,6 +325,7 @@ pub struct CommandOk {
     pub antagonist: Option<AntagonistStatus>,
     pub attacks: Option<Vec<AttackRecord>>,
     pub series: Option<SeriesRecord>,
+    pub anomalies: Option<Vec<crate::analysis::anomaly::AnomalyRecord>>,
 }
 
 /// Why a host refused a command.

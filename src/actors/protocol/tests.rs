@@ -35,6 +35,7 @@ fn record(i: u8) -> ContainerRecord {
         workload: None,
         cpu_percent: None,
         memory_bytes: None,
+        anomaly: None,
         full_id: format!("{i:064}"),
     }
 }
@@ -133,10 +134,11 @@ fn antagonist_commands_and_answers_round_trip_through_bincode() {
         config: AntagonistConfig::default(),
         targets: 3,
         active: 1,
-        attacks: AttackCounts { shutdown: 2, loss: 1, failed: 0, interrupted: 4 },
+        attacks: AttackCounts { shutdown: 2, loss: 1, faults: 0, failed: 0, interrupted: 4 },
         started_at: Some("2026-01-01T00:00:00Z".into()),
         method: "nftables".into(),
     };
-    let ok = CommandOk { container: None, antagonist: Some(status), attacks: Some(vec![]), series: None };
+    let ok =
+        CommandOk { container: None, antagonist: Some(status), attacks: Some(vec![]), series: None, anomalies: None };
     assert_eq!(round_trip(&ok), ok);
 }

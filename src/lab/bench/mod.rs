@@ -5,6 +5,7 @@
 //! - `probe`: CPU and resident memory of probing many containers at one window per second.
 //! - `cluster`: one controller process and many simulated manager processes ([`cluster`]).
 //! - `rest`: REST throughput and latency with `wrk`, and MTTR while the API is loaded ([`rest`]).
+//! - `analysis`: CPU of detection and identification per period, by method ([`analysis`]).
 //! - `service`: the calibration of the service image: response time by CPU cost, limit and
 //!   in-container load ([`service`]).
 
@@ -23,6 +24,7 @@ use crate::probe::icmp::{IcmpProber, window_totals};
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::{ContainerRuntime, EventKind, Selector};
 
+mod analysis;
 mod cluster;
 mod monitor;
 mod rest;
@@ -44,6 +46,8 @@ pub enum BenchCmd {
     },
     /// Update latency, CPU, memory and bandwidth of a controller with many simulated hosts.
     Cluster(cluster::ClusterBench),
+    /// CPU of detection and identification per period, by method, for N containers.
+    Analysis(analysis::AnalysisBench),
     /// REST requests/s and p99 with wrk, and MTTR under REST load.
     Rest(rest::RestBench),
     /// Response time of the service image by CPU cost, `--cpus` limit and in-container load.
@@ -86,6 +90,7 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Cluster(b) => return b.run().await,
         BenchCmd::Service(b) => return b.run().await,
+        BenchCmd::Analysis(b) => return b.run(),
         _ => {}
     }
     let rt = DockerRuntime::connect(Duration::from_secs(10)).await.context("docker engine")?;
@@ -106,7 +111,7 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         }
         BenchCmd::Probe { containers, seconds, .. } => bench.probe(containers, seconds).await,
         BenchCmd::Rest(ref b) => bench.rest(b).await,
-        BenchCmd::Cluster(_) | BenchCmd::Service(_) | BenchCmd::ProbeRun { .. } => Ok(()),
+        BenchCmd::Cluster(_) | BenchCmd::Service(_) | BenchCmd::Analysis(_) | BenchCmd::ProbeRun { .. } => Ok(()),
     };
     bench.cleanup().await;
     result

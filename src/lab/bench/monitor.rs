@@ -44,8 +44,13 @@ impl Bench {
         let label = self.label.clone();
         let probe = format!("http://:{SERVICE_PORT}{STATIC_PATH}");
         let ids = self.spawn_labelled(containers, &label, &[("hms.probe", &probe)]).await?;
-        let ip = self.rt.inspect(&ids[0]).await?.and_then(|c| c.ip).context("a service container has no address")?;
-        let floor = request_floor(std::net::SocketAddr::new(ip, SERVICE_PORT)).await?;
+        let mut addrs = Vec::new();
+        for id in &ids {
+            let ip = self.rt.inspect(id).await?.and_then(|c| c.ip).context("a service container has no address")?;
+            addrs.push(std::net::SocketAddr::new(ip, SERVICE_PORT));
+        }
+        let rate = f64::from(requests) * containers as f64;
+        let floor = request_floor(addrs, rate).await?;
         let mut runs = Vec::new();
         for pair in 0..pairs {
             let order = if pair % 2 == 0 { [false, true] } else { [true, false] };
@@ -84,8 +89,9 @@ impl Bench {
         let floor_pct = floor.as_secs_f64() * requests * 100.0;
         println!(
             "\nbaseline, same run: a bare HTTP/1.0 GET of {STATIC_PATH} on its own connection (blocking socket, one \
-             thread, {FLOOR_REQUESTS} in a row) costs {:.1} µs of CPU (user + kernel), so {requests:.0} requests/s cost at \
-             least {floor_pct:.2} % of one core",
+             thread, {FLOOR_REQUESTS} paced at {requests:.0}/s round the {containers} containers, as the Monitor sends \
+             them) costs {:.1} µs of CPU (user + kernel, waits included), so {requests:.0} requests/s cost at least \
+             {floor_pct:.2} % of one core",
             floor.as_secs_f64() * 1e6
         );
         println!(
@@ -137,21 +143,31 @@ impl Bench {
 /// Requests of the baseline.
 const FLOOR_REQUESTS: u32 = 3000;
 
-/// CPU per request of a plain client: [`FLOOR_REQUESTS`] GETs in a row on fresh blocking
-/// connections from one thread, timed by the thread's own scheduler clock (ns).
-async fn request_floor(addr: std::net::SocketAddr) -> anyhow::Result<Duration> {
+/// CPU per request of a plain client sending what the Monitor sends: [`FLOOR_REQUESTS`] GETs on
+/// fresh blocking connections from one thread, round the containers at `rate` a second (paced,
+/// so its caches and wake-ups are the Monitor's, not those of a hot loop on one address), timed
+/// by the thread's own scheduler clock (ns).
+async fn request_floor(addrs: Vec<std::net::SocketAddr>, rate: f64) -> anyhow::Result<Duration> {
     tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
         let on_cpu = || -> anyhow::Result<u64> {
             let text = std::fs::read_to_string("/proc/thread-self/schedstat")?;
             Ok(text.split_whitespace().next().context("schedstat")?.parse()?)
         };
-        let request = format!("GET {STATIC_PATH} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let requests: Vec<String> = addrs
+            .iter()
+            .map(|a| format!("GET {STATIC_PATH} HTTP/1.0\r\nHost: {a}\r\nConnection: close\r\n\r\n"))
+            .collect();
         let mut buf = Vec::with_capacity(1024);
+        let (start, gap) = (std::time::Instant::now(), Duration::from_secs_f64(1.0 / rate.max(1.0)));
         let t0 = on_cpu()?;
-        for _ in 0..FLOOR_REQUESTS {
-            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-            s.write_all(request.as_bytes())?;
+        for k in 0..FLOOR_REQUESTS {
+            let due = start + gap * k;
+            #[allow(clippy::disallowed_methods, reason = "a blocking thread of its own, pacing a baseline")]
+            std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+            let i = k as usize % addrs.len().max(1);
+            let mut s = std::net::TcpStream::connect_timeout(&addrs[i], Duration::from_secs(1))?;
+            s.write_all(requests[i].as_bytes())?;
             buf.clear();
             s.read_to_end(&mut buf)?;
         }

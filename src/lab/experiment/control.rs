@@ -57,3 +57,8 @@ pub async fn stop_antagonists(controller: &ActorRef<ControllerMsg>, hosts: &[Str
     }
     Ok(())
 }
+
+/// Starts host `host`'s antagonist with `patch`.
+pub async fn start_with(controller: &ActorRef<ControllerMsg>, host: &str, patch: ConfigPatch) -> anyhow::Result<()> {
+    command(controller, host, Command::AntagonistStart(Some(patch))).await.map(|_| ())
+}

@@ -55,6 +55,8 @@ pub fn fault_of(rec: &AttackRecord, t0: SystemTime, names: &BTreeMap<String, Str
         (AttackKind::Shutdown, _) => FaultKind::Shutdown,
         (AttackKind::Loss, Some(LossScope::Container)) => FaultKind::ContainerLoss,
         (AttackKind::Loss, _) => FaultKind::LinkLoss,
+        // the analysis kinds: not scored by the availability experiment
+        _ => return Ok(None),
     };
     let container = container.clone();
     let loss = rec.loss.map_or(0.0, f64::from);
@@ -84,6 +86,10 @@ mod tests {
             actual_end: at,
             outcome,
             error: None,
+            level: None,
+            culprit: None,
+            affected: Vec::new(),
+            verified: None,
         }
     }
 

@@ -8,6 +8,7 @@
 //! ([`score`]) is pure. A grid (`--all`) runs the four seed scenarios × three aggregation times ×
 //! the chosen healing modes and draws the charts.
 
+pub mod analysis;
 pub mod chart;
 mod control;
 mod ground_truth;
@@ -74,6 +75,11 @@ pub struct ExperimentOpts {
     /// Packet-loss threshold of the managers.
     #[arg(long, default_value_t = 30)]
     pub threshold: u8,
+    /// The analysis experiment instead: simulated hosts with CPU budgets, services under a
+    /// periodic workload, every analysis fault kind, both methods scored (docs/analysis.md);
+    /// `--managers` simulated hosts × `--containers` services, `--duration` seconds of attacks.
+    #[arg(long)]
+    pub analysis: bool,
 }
 
 impl ExperimentOpts {
@@ -121,6 +127,9 @@ impl ExperimentOpts {
 
 /// Runs every cell, writes the summaries and charts, prints the table.
 pub async fn run(opts: ExperimentOpts) -> anyhow::Result<()> {
+    if opts.analysis {
+        return analysis::run(&opts).await;
+    }
     let specs = opts.specs()?;
     std::fs::create_dir_all(&opts.out).with_context(|| format!("create {}", opts.out.display()))?;
     let prober: Arc<dyn crate::probe::Prober> = Arc::new(IcmpProber::new().context("icmp probing")?);
@@ -297,6 +306,7 @@ mod tests {
             short: false,
             loss_scope: "link".into(),
             threshold: 30,
+            analysis: false,
         };
         assert_eq!(opts.specs().unwrap().len(), 1);
         opts.scenario = "test_medium".into();

@@ -245,7 +245,7 @@ async fn stats(controller: &ActorRef<ControllerMsg>) -> anyhow::Result<Stats> {
     Ok(ractor::call_t!(controller, ControllerMsg::Stats, 5000)?)
 }
 
-async fn wait_for_fleet(controller: &ActorRef<ControllerMsg>, n: usize) -> anyhow::Result<()> {
+pub(super) async fn wait_for_fleet(controller: &ActorRef<ControllerMsg>, n: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let fleet = ractor::call_t!(controller, ControllerMsg::Fleet, 5000)?;
@@ -298,6 +298,6 @@ fn write_events(path: &Path, events: &BTreeMap<String, Vec<(f64, score::EngineEv
     std::fs::write(path, out).with_context(|| format!("write {}", path.display()))
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(super) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

@@ -247,18 +247,7 @@ pub fn union_len(mut spans: Vec<(f64, f64)>, limit: f64) -> f64 {
     spans.iter_mut().for_each(|(a, b)| (*a, *b) = (a.clamp(0.0, limit), b.clamp(0.0, limit)));
     spans.retain(|(a, b)| b > a);
     spans.sort_by(|x, y| x.0.total_cmp(&y.0));
-    let (mut total, mut cur): (f64, Option<(f64, f64)>) = (0.0, None);
-    for (a, b) in spans {
-        cur = match cur {
-            Some((ca, cb)) if a <= cb => Some((ca, cb.max(b))),
-            Some((ca, cb)) => {
-                total += cb - ca;
-                Some((a, b))
-            }
-            None => Some((a, b)),
-        };
-    }
-    total + cur.map_or(0.0, |(a, b)| b - a)
+    crate::analysis::score::union_len(&spans)
 }
 
 /// Probability that a reachability check (3 echoes, at least 2 answered) passes at `loss` %.

@@ -154,3 +154,18 @@ fn a_missing_group_or_garbled_procs_is_an_error_not_a_panic() {
     write(&group, "cgroup.procs", "99999999999\n");
     assert!(matches!(cg.pid(ID), Err(CgroupError::Parse(_))));
 }
+
+#[test]
+fn finds_a_container_run_under_a_cgroup_parent_in_either_layout() {
+    let v1 = tempfile::tempdir().unwrap();
+    write(&v1.path().join("cpuacct/hms-vm1").join(ID), "cpuacct.usage", "42\n");
+    write(&v1.path().join("cpu/hms-vm1").join(ID), "cpu.stat", "nr_periods 1\nnr_throttled 0\n");
+    write(&v1.path().join("cpu/hms-vm1").join(ID), "cgroup.procs", "77\n");
+    write(&v1.path().join("memory/hms-vm1").join(ID), "memory.usage_in_bytes", "1\n");
+    assert_eq!(Cgroups::detect(v1.path()).cpu(ID).unwrap().usage_ns, 42);
+    assert_eq!(Cgroups::detect(v1.path()).pid(ID).unwrap(), Some(77));
+    let v2 = tempfile::tempdir().unwrap();
+    fs::write(v2.path().join("cgroup.controllers"), "cpu memory").unwrap();
+    write(&v2.path().join("hms-vm2").join(ID), "cpu.stat", "usage_usec 5\n");
+    assert_eq!(Cgroups::detect(v2.path()).cpu(ID).unwrap().usage_ns, 5000);
+}

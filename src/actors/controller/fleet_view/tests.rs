@@ -47,6 +47,7 @@ fn record(i: u8) -> ContainerRecord {
         workload: None,
         cpu_percent: None,
         memory_bytes: None,
+        anomaly: None,
         full_id: format!("{i:064}"),
     }
 }
@@ -394,4 +395,27 @@ proptest! {
         prop_assert_eq!(merge == Merge::Older, vb < va);
         prop_assert_eq!(containers(&v), if vb < va { a } else { b });
     }
+}
+
+#[test]
+fn an_anomaly_that_opens_or_closes_is_its_own_event() {
+    let t0 = Instant::now();
+    let mut v = registered(t0, vec![record(1), record(2)]);
+    let epoch = v.route("vm1").unwrap().epoch;
+    let mut delta = content(2, false, vec![]);
+    let level = Some(crate::analysis::Level::Sibling);
+    delta.patches = vec![ContainerPatch { id: record(1).id, anomaly: Some(level), ..ContainerPatch::default() }];
+    let (_, events) = v.merge("vm1", epoch, delta);
+    let anomalies: Vec<&FleetEvent> = events.iter().filter(|e| matches!(e, FleetEvent::Anomaly { .. })).collect();
+    assert_eq!(
+        anomalies,
+        [&FleetEvent::Anomaly { host: "vm1".into(), container: record(1).id, name: "c1".into(), level }],
+        "only the container whose anomaly changed"
+    );
+    let mut delta = content(3, false, vec![]);
+    delta.patches = vec![ContainerPatch { id: record(1).id, anomaly: Some(None), ..ContainerPatch::default() }];
+    let (_, events) = v.merge("vm1", epoch, delta);
+    assert!(events.iter().any(|e| matches!(e, FleetEvent::Anomaly { level: None, .. })), "{events:?}");
+    let (_, events) = v.merge("vm1", epoch, content(4, false, vec![]));
+    assert!(!events.iter().any(|e| matches!(e, FleetEvent::Anomaly { .. })), "nothing changed: {events:?}");
 }

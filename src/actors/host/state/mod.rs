@@ -63,6 +63,8 @@ pub struct Tracked {
     /// The last period's signals, and what the record shows of them.
     pub signals: Option<Signals>,
     pub shown: Shown,
+    /// The level of its open anomaly (the manager's analysis sets it).
+    pub anomaly: Option<crate::analysis::Level>,
     published: Option<ContainerRecord>,
 }
 
@@ -140,6 +142,7 @@ impl Tracked {
             died_at: None,
             signals: None,
             shown: Shown::default(),
+            anomaly: None,
             published: None,
         }
     }

@@ -33,6 +33,7 @@ impl HostState {
             workload: live.and(t.shown.workload),
             cpu_percent: live.and(t.shown.cpu_percent),
             memory_bytes: live.and(t.shown.memory_bytes),
+            anomaly: t.anomaly,
             full_id: t.obs.id.clone(),
         })
     }
