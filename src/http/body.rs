@@ -17,6 +17,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let at = format!("line {} column {}", e.line(), e.column());
         ApiError::BadRequest(format!("the body is not valid JSON ({at})"))
     })?;
+    // serde reads a struct from an array too (`[null, null]`): every body of this API is an object
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(format!("the body must be a JSON object, got {}", kind(&value))));
+    }
     integral_to_integer(&mut value);
     serde_json::from_value::<T>(value.clone()).map_err(|e| ApiError::BadRequest(explain::<T>(&value, &e)))
 }
@@ -193,6 +197,17 @@ mod tests {
         assert!(message(r#"{"count": 1}"#).contains("missing field ratio"));
         assert!(message(r#"{"count": 1, "ratio": 1, "nmae": null}"#).starts_with("unknown field nmae"));
         assert_eq!(message("[1]"), "the body must be a JSON object, got a list");
+        // serde would read an all-optional struct from a list: refused like any other non-object
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code, reason = "only its deserialization is tested")]
+        struct Optional {
+            a: Option<i64>,
+            b: Option<i64>,
+        }
+        assert!(
+            matches!(decode::<Optional>(b"[null, null]"), Err(ApiError::BadRequest(m)) if m.ends_with("got a list"))
+        );
+        assert!(matches!(decode::<Optional>(b"7"), Err(ApiError::BadRequest(_))));
         assert_eq!(message("{oops"), "the body is not valid JSON (line 1 column 2)");
         assert_eq!(decode::<Body>(br#"{"count": 40.0, "ratio": 2}"#).map(|b| (b.count, b.ratio)).ok(), Some((40, 2.0)));
         assert!(decode_optional::<Body>(b" null ").unwrap().is_none());
