@@ -58,6 +58,14 @@ impl Episode {
         self.covers(name, at) || (at >= self.start && at <= self.end + TAIL && self.felt.iter().any(|f| f == name))
     }
 
+    /// The right level of an anomaly on `name`: the episode's for its victims; `container` for
+    /// a culprit container that is no victim (a slowed dependency, a hogging sibling: the
+    /// cause of its own slowness is inside it).
+    fn level_of(&self, name: &str) -> Level {
+        let culprit = self.culprit.as_ref().and_then(|c| c.container.as_deref());
+        if culprit == Some(name) && !self.affected.iter().any(|a| a == name) { Level::Container } else { self.level }
+    }
+
     fn is_fault(&self) -> bool {
         self.level != Level::Load
     }
@@ -183,7 +191,7 @@ pub fn score(all: &[Episode], found: &[Found], exposure: &[(String, f64, f64)]) 
     let belongs = |f: &Found, e: &Episode| e.covers(&f.name, f.opened);
     // detection: every anomaly is right if some episode explains it at its level's sense
     let right =
-        |f: &Found| episodes.iter().any(|e| e.explains(&f.name, f.opened) && (e.is_fault() || f.level == Level::Load));
+        |f: &Found| all.iter().any(|e| e.explains(&f.name, f.opened) && (e.is_fault() || f.level == Level::Load));
     let correct = found.iter().filter(|f| right(f)).count() as u64;
     let false_alarms: Vec<&Found> = found.iter().filter(|f| !right(f)).collect();
 
@@ -209,7 +217,8 @@ pub fn score(all: &[Episode], found: &[Found], exposure: &[(String, f64, f64)]) 
         });
         k.episodes += 1;
         let predicted = first.map_or("none", |f| f.level.name());
-        *confusion.entry(e.level.name().to_owned()).or_default().entry(predicted.to_owned()).or_default() += 1;
+        let truth = first.map_or(e.level, |f| e.level_of(&f.name));
+        *confusion.entry(truth.name().to_owned()).or_default().entry(predicted.to_owned()).or_default() += 1;
         if !e.is_fault() {
             let fine = mine.iter().all(|f| f.level == Level::Load);
             k.correct_level += u64::from(fine);
@@ -241,7 +250,7 @@ pub fn score(all: &[Episode], found: &[Found], exposure: &[(String, f64, f64)]) 
         let t = (f.opened - e.start).max(0.0);
         ttd.push(t);
         kind_ttd.entry(e.kind.clone()).or_default().push(t);
-        if f.level == e.level {
+        if f.level == e.level_of(&f.name) {
             level_ok += 1;
             k.correct_level += 1;
         }
@@ -258,13 +267,14 @@ pub fn score(all: &[Episode], found: &[Found], exposure: &[(String, f64, f64)]) 
     }
     ttd.sort_by(f64::total_cmp);
 
-    // fault-free time: each container's span less the windows of the fault episodes it is in
+    // fault-free time: each container's span less the windows of the fault episodes (blips
+    // too) it is in or feels through a call
     let mut free = 0.0;
     let mut alarm = 0.0;
     for (name, first, last) in exposure {
-        let mut busy: Vec<(f64, f64)> = faults
+        let mut busy: Vec<(f64, f64)> = all
             .iter()
-            .filter(|e| e.containers().contains(name.as_str()))
+            .filter(|e| e.is_fault() && (e.containers().contains(name.as_str()) || e.felt.contains(name)))
             .map(|e| (e.start.max(*first), (e.end + TAIL).min(*last)))
             .filter(|(a, b)| b > a)
             .collect();
@@ -284,9 +294,7 @@ pub fn score(all: &[Episode], found: &[Found], exposure: &[(String, f64, f64)]) 
     let crosstalk = false_alarms
         .iter()
         .filter(|f| {
-            episodes
-                .iter()
-                .any(|e| e.burns_cpu() && e.host != f.host && f.opened >= e.start && f.opened <= e.end + TAIL)
+            all.iter().any(|e| e.burns_cpu() && e.host != f.host && f.opened >= e.start && f.opened <= e.end + TAIL)
         })
         .count() as u64;
     let load_n = episodes.iter().filter(|e| !e.is_fault()).count() as u64;
@@ -477,6 +485,12 @@ mod tests {
         with_blip.push(blip);
         assert_eq!(score(&with_blip, &f, &exposure).too_short, 1, "a 2 s blip is not scored");
         assert_eq!(score(&with_blip, &f, &exposure).ad, score(&eps, &f, &exposure).ad);
+        // what a blip causes is explained by it: no false alarm, and its time is not fault-free
+        let mut f_blip = f.to_vec();
+        f_blip.push(found("c", Level::Container, Some(("h1", Some("c"))), 504.0, 510.0));
+        let sb = score(&with_blip, &f_blip, &exposure);
+        assert_eq!((sb.false_alarms, sb.cda.hits, sb.cda.n), (0, 4, 4));
+        assert!((sb.fault_free_hours - (3.0 * 3600.0 - 35.0 * 3.0 - 17.0) / 3600.0).abs() < 1e-9);
         let s = score(&eps, &f, &exposure);
         assert_eq!((s.cda.hits, s.cda.n), (3, 3));
         assert_eq!((s.ad.hits, s.ad.n), (2, 2));
@@ -524,6 +538,25 @@ mod tests {
         assert!(t.contains("| AD (detected / faults) | 0.94 | 0.500"), "{t}");
         assert!(confusion_table(&s).contains("| node | 0 | 1 |"), "{}", confusion_table(&s));
         assert!(kinds_table(&[("hms", &s)]).contains("| cpu_hog | 0/1"));
+    }
+
+    #[test]
+    fn a_culprit_container_that_is_no_victim_is_right_at_level_container() {
+        // a dependency d on h2 slowed; its dependent a on h1 is the victim
+        let e = Episode {
+            host: "h2".into(),
+            ..ep("dependency_slow", Level::Neighbour, &["a"], Some(("h2", Some("d"))), 100.0)
+        };
+        let exposure = [("a".into(), 0.0, 3600.0), ("d".into(), 0.0, 3600.0)];
+        let only_d = [found("d", Level::Container, Some(("h2", Some("d"))), 102.0, 120.0)];
+        let s = score(std::slice::from_ref(&e), &only_d, &exposure);
+        assert_eq!((s.cia.hits, s.culprit_at_1.hits, s.iia.hits), (1, 1, 1), "right about d; a left normal");
+        assert_eq!(s.confusion["container"]["container"], 1);
+        // with the victim flagged, its verdict is the one scored: neighbour is right, container not
+        let both = [only_d[0].clone(), found("a", Level::Container, Some(("h1", Some("a"))), 103.0, 120.0)];
+        let s = score(std::slice::from_ref(&e), &both, &exposure);
+        assert_eq!((s.cia.hits, s.cia.n), (0, 1));
+        assert_eq!(s.confusion["neighbour"]["container"], 1);
     }
 
     #[test]

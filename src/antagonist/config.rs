@@ -120,6 +120,10 @@ pub struct AntagonistConfig {
     /// experiment; the seed's is `false`).
     #[serde(default)]
     pub exclusive: bool,
+    /// Shortest duration of a timed attack (s; a shorter draw is raised to it, 0: none): a
+    /// fault of a second or two is over before any confirmation can see it.
+    #[serde(default)]
+    pub min_duration: f64,
 }
 
 impl Default for AntagonistConfig {
@@ -139,6 +143,7 @@ impl Default for AntagonistConfig {
             run_time: None,
             kinds: None,
             exclusive: false,
+            min_duration: 0.0,
         }
     }
 }
@@ -163,6 +168,7 @@ pub struct ConfigPatch {
     /// `[]` goes back to the seed's shutdown or loss.
     pub kinds: Option<Vec<FaultKind>>,
     pub exclusive: Option<bool>,
+    pub min_duration: Option<f64>,
 }
 
 /// An invalid configuration value, naming its field.
@@ -218,6 +224,8 @@ impl AntagonistConfig {
         check("loss_stddev", self.loss_stddev, (0.0..=100.0).contains(&self.loss_stddev), "within 0..=100")?;
         secs("frequency", self.frequency)?;
         secs("duration", self.duration)?;
+        let md = self.min_duration;
+        check("min_duration", md, (0.0..=MAX_SECS).contains(&md), "a number of seconds within 0..=86400")?;
         let st = self.stop_timeout;
         check("stop_timeout", st, (0.0..=MAX_STOP_TIMEOUT).contains(&st), "a number of seconds within 0..=20")?;
         if let Some(rt) = self.run_time {
@@ -255,6 +263,7 @@ impl AntagonistConfig {
         set(&mut c.frequency, p.frequency);
         set(&mut c.duration, p.duration);
         set(&mut c.stop_timeout, p.stop_timeout);
+        set(&mut c.min_duration, p.min_duration);
         c.seed = p.seed.unwrap_or(c.seed);
         c.loss_scope = p.loss_scope.unwrap_or(c.loss_scope);
         match p.run_time {

@@ -458,7 +458,8 @@ impl Executor {
                 let Some(parent) = limits.cgroup_parent.clone() else {
                     return Some("the container shares no host budget (no cgroup parent): not attacked".to_owned());
                 };
-                let sibling = self.under_parent(&parent).await.into_iter().find(|(p, _)| p.id != id);
+                let peers = self.under_parent(&parent).await;
+                let sibling = peers.iter().find(|(p, _)| p.id != id).cloned();
                 let Some((sibling, Limits { cpus: own_cpus, .. })) = sibling else {
                     return Some("no sibling shares the container's host budget: not attacked".to_owned());
                 };
@@ -468,6 +469,16 @@ impl Executor {
                 }
                 record.level = Some(Level::Sibling);
                 record.culprit = Some(Culprit { host: self.host.clone(), container: Some(sibling.name.clone()) });
+                if budget.is_some() {
+                    // the hog takes the budget every container under it shares: all are victims
+                    let mut affected: Vec<String> =
+                        peers.iter().filter(|(p, _)| p.id != sibling.id).map(|(p, _)| p.name.clone()).collect();
+                    if !affected.contains(&target.name) {
+                        affected.push(target.name.clone());
+                    }
+                    affected.sort();
+                    record.affected = affected;
+                }
                 let (cmd, undo) = faults::hog_command(secs + 2);
                 let Undo::Exec(kill) = undo else { return Some("a hog's undo is a command".to_owned()) };
                 let undo = Undo::ExecIn(sibling.id.clone(), kill);

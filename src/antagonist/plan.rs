@@ -55,6 +55,7 @@ pub struct Planner {
     shutdown: Bernoulli,
     loss: Normal<f64>,
     duration: Exp<f64>,
+    min_duration: f64,
     kinds: Option<Vec<FaultKind>>,
 }
 
@@ -79,8 +80,15 @@ impl Planner {
             shutdown: Bernoulli::new(config.balance / 100.0).map_err(|e| bad("balance")(e.to_string()))?,
             loss: Normal::new(config.loss, config.loss_stddev).map_err(|e| bad("loss_stddev")(e.to_string()))?,
             duration: Exp::new(1.0 / config.duration).map_err(|e| bad("duration")(e.to_string()))?,
+            min_duration: config.min_duration,
             kinds: config.kinds.clone(),
         })
+    }
+
+    /// A timed attack's duration: the exponential draw, at least `min_duration` (the draws
+    /// themselves stay the same, so a schedule keeps its gaps and kinds).
+    fn draw_duration(&mut self) -> Duration {
+        clamp_secs(self.duration.sample(&mut self.rng).max(self.min_duration))
     }
 
     /// The next step of this target's loop.
@@ -96,9 +104,9 @@ impl Planner {
                 FaultKind::Shutdown => AttackPlan::Shutdown,
                 FaultKind::Loss => {
                     let percent = self.loss.sample(&mut self.rng).round().clamp(0.0, 100.0) as u8;
-                    AttackPlan::Loss { percent, duration: clamp_secs(self.duration.sample(&mut self.rng)) }
+                    AttackPlan::Loss { percent, duration: self.draw_duration() }
                 }
-                kind => AttackPlan::Fault { kind, duration: clamp_secs(self.duration.sample(&mut self.rng)) },
+                kind => AttackPlan::Fault { kind, duration: self.draw_duration() },
             };
             return Step { gap, attack: Some(attack) };
         }
@@ -106,7 +114,7 @@ impl Planner {
             return Step { gap, attack: Some(AttackPlan::Shutdown) };
         }
         let percent = self.loss.sample(&mut self.rng).round().clamp(0.0, 100.0) as u8;
-        let duration = clamp_secs(self.duration.sample(&mut self.rng));
+        let duration = self.draw_duration();
         Step { gap, attack: Some(AttackPlan::Loss { percent, duration }) }
     }
 }
@@ -228,6 +236,31 @@ mod tests {
         let hogs = weighed.iter().filter(|s| s.attack.map(|a| a.kind()) == Some(FaultKind::CpuHog)).count();
         assert!((hogs as f64 / 6_000.0 - 2.0 / 3.0).abs() < 0.03, "{hogs}");
         assert!(weighed.iter().any(|s| s.attack == Some(AttackPlan::Shutdown)));
+    }
+
+    #[test]
+    fn min_duration_raises_short_draws_and_changes_nothing_else() {
+        let kinds = [FaultKind::CpuHog, FaultKind::LoadSurge];
+        let free = with_kinds(&kinds, 5);
+        let floored = AntagonistConfig { min_duration: 8.0, ..free.clone() };
+        let (a, b) = (steps(&free, "svc", 2_000), steps(&floored, "svc", 2_000));
+        let mut raised = 0;
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.gap, y.gap);
+            let (
+                Some(AttackPlan::Fault { kind: k1, duration: d1 }),
+                Some(AttackPlan::Fault { kind: k2, duration: d2 }),
+            ) = (&x.attack, &y.attack)
+            else {
+                panic!("every step attacks with heavy 100: {x:?} {y:?}");
+            };
+            assert_eq!(k1, k2);
+            assert_eq!(*d2, (*d1).max(Duration::from_secs(8)));
+            raised += usize::from(d1 < d2);
+        }
+        assert!(raised > 1_000, "four in five draws of mean 5 s are under 8 s: {raised}");
+        let bad = ConfigPatch { min_duration: Some(-1.0), ..ConfigPatch::default() };
+        assert_eq!(AntagonistConfig::default().patched(&bad).unwrap_err().field, "min_duration");
     }
 
     #[test]

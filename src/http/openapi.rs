@@ -153,6 +153,9 @@ mod antagonist_doc {
         kinds: Option<Vec<crate::antagonist::config::FaultKind>>,
         /// At most one attack in progress on the host at a time.
         exclusive: Option<bool>,
+        /// Shortest duration of a timed attack, seconds (a shorter draw is raised to it; 0: none).
+        #[schema(minimum = 0, maximum = 86400)]
+        min_duration: Option<f64>,
     }
 
     /// Antagonist status on every host.

@@ -4,7 +4,9 @@
 //! `DIR` holds the managers' recordings (`signals-<host>.jsonl`, `hms manager --record DIR`) and
 //! the antagonists' ground truth (`attacks*.jsonl`, copied there by the analysis experiment).
 //! Each method's anomalies are written to `DIR/anomalies-<method>.jsonl`, its scores to
-//! `DIR/scores-<method>.json`, and the tables (`docs/analysis.md`'s form) are printed.
+//! `DIR/scores-<method>.json`, and the tables (`docs/analysis.md`'s form) are printed. Several
+//! `--replay` folders (runs of several seeds) are scored together: their containers' names
+//! carry each run's id, so nothing of one run explains another's.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -20,9 +22,10 @@ use crate::antagonist::truth::{AttackRecord, Outcome, parse_time};
 /// Options of `hms analyze`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AnalyzeOpts {
-    /// The folder of a recording (`signals-*.jsonl`) and its ground truth (`attacks*.jsonl`).
-    #[arg(long)]
-    pub replay: PathBuf,
+    /// The folder of a recording (`signals-*.jsonl`) and its ground truth (`attacks*.jsonl`);
+    /// repeated, the recordings' episodes are scored together (runs of several seeds pooled).
+    #[arg(long, required = true)]
+    pub replay: Vec<PathBuf>,
     /// The methods to run, side by side.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "hms,seed")]
     pub method: Vec<MethodArg>,
@@ -124,33 +127,55 @@ pub fn exposure(lines: &[Line]) -> Vec<(String, f64, f64)> {
 /// Replays `methods` over the recording in `dir`, writes their anomalies and scores there, and
 /// answers the scores.
 pub fn evaluate(dir: &Path, methods: &[Method], settings: AnalysisSettings) -> anyhow::Result<Vec<Evaluation>> {
-    let lines = engine::read_recording(dir)?;
-    let (mut episodes, _) = read_episodes(dir)?;
-    let depends: BTreeMap<&str, &[String]> = lines.iter().map(|l| (l.name.as_str(), l.depends_on.as_slice())).collect();
-    for e in &mut episodes {
-        let mine: Vec<&String> =
-            e.affected.iter().chain(e.culprit.iter().filter_map(|c| c.container.as_ref())).collect();
-        e.felt = depends
-            .iter()
-            .filter(|(n, d)| !mine.iter().any(|m| m == n) && d.iter().any(|x| mine.contains(&x)))
-            .map(|(n, _)| (*n).to_owned())
-            .collect();
+    let evals = evaluate_pooled(&[dir.to_path_buf()], methods, settings)?;
+    for e in &evals {
+        std::fs::write(dir.join(format!("scores-{}.json", e.method.name())), serde_json::to_vec_pretty(&e.scores)?)?;
     }
-    let exposure = exposure(&lines);
-    let mut out = Vec::new();
-    for &method in methods {
-        let records = engine::replay(&lines, AnalysisSettings { method, ..settings });
-        let mut text = String::new();
-        for r in &records {
-            text.push_str(&serde_json::to_string(r)?);
-            text.push('\n');
+    Ok(evals)
+}
+
+/// Replays `methods` over each recording in `dirs` (writing each one's anomalies there) and
+/// scores all their episodes together.
+pub fn evaluate_pooled(
+    dirs: &[PathBuf],
+    methods: &[Method],
+    settings: AnalysisSettings,
+) -> anyhow::Result<Vec<Evaluation>> {
+    let mut episodes: Vec<Episode> = Vec::new();
+    let mut exposed: Vec<(String, f64, f64)> = Vec::new();
+    let mut found: Vec<Vec<Found>> = vec![Vec::new(); methods.len()];
+    for dir in dirs {
+        let lines = engine::read_recording(dir)?;
+        let (mut mine, _) = read_episodes(dir)?;
+        let depends: BTreeMap<&str, &[String]> =
+            lines.iter().map(|l| (l.name.as_str(), l.depends_on.as_slice())).collect();
+        for e in &mut mine {
+            let names: Vec<&String> =
+                e.affected.iter().chain(e.culprit.iter().filter_map(|c| c.container.as_ref())).collect();
+            e.felt = depends
+                .iter()
+                .filter(|(n, d)| !names.iter().any(|m| m == n) && d.iter().any(|x| names.contains(&x)))
+                .map(|(n, _)| (*n).to_owned())
+                .collect();
         }
-        std::fs::write(dir.join(format!("anomalies-{}.jsonl", method.name())), text)?;
-        let found: Vec<Found> = records.iter().filter_map(Found::from_record).collect();
-        let scores = score::score(&episodes, &found, &exposure);
-        std::fs::write(dir.join(format!("scores-{}.json", method.name())), serde_json::to_vec_pretty(&scores)?)?;
-        out.push(Evaluation { method, scores });
+        for (&method, found) in methods.iter().zip(&mut found) {
+            let records = engine::replay(&lines, AnalysisSettings { method, ..settings });
+            let mut text = String::new();
+            for r in &records {
+                text.push_str(&serde_json::to_string(r)?);
+                text.push('\n');
+            }
+            std::fs::write(dir.join(format!("anomalies-{}.jsonl", method.name())), text)?;
+            found.extend(records.iter().filter_map(Found::from_record));
+        }
+        episodes.extend(mine);
+        exposed.extend(exposure(&lines));
     }
+    let out = methods
+        .iter()
+        .zip(&found)
+        .map(|(&method, found)| Evaluation { method, scores: score::score(&episodes, found, &exposed) })
+        .collect();
     Ok(out)
 }
 
@@ -182,9 +207,17 @@ pub fn run(opts: &AnalyzeOpts) -> anyhow::Result<()> {
         settings.hms.z = z;
     }
     let methods: Vec<Method> = opts.method.iter().map(|m| Method::from(*m)).collect();
-    let (episodes, unverified) = read_episodes(&opts.replay)?;
-    let evals = evaluate(&opts.replay, &methods, settings)?;
-    println!("{} verified episodes ({unverified} not verified, not scored)\n", episodes.len());
+    let (mut verified, mut unverified) = (0, 0);
+    for dir in &opts.replay {
+        let (episodes, not) = read_episodes(dir)?;
+        (verified, unverified) = (verified + episodes.len(), unverified + not);
+    }
+    let evals = if let [dir] = opts.replay.as_slice() {
+        evaluate(dir, &methods, settings)?
+    } else {
+        evaluate_pooled(&opts.replay, &methods, settings)?
+    };
+    println!("{verified} verified episodes ({unverified} not verified, not scored)\n");
     print!("{}", report(&evals));
     Ok(())
 }
@@ -253,5 +286,17 @@ mod tests {
         }
         let text = report(&evals);
         assert!(text.contains("| cpu_hog |") && text.contains("method `seed`"), "{text}");
+
+        // two runs pooled: their episodes and fault-free time add up
+        let copy = tempfile::tempdir().unwrap();
+        for f in ["signals-h.jsonl", "attacks-h.jsonl"] {
+            std::fs::copy(dir.path().join(f), copy.path().join(f)).unwrap();
+        }
+        let dirs = [dir.path().to_path_buf(), copy.path().to_path_buf()];
+        let pooled = evaluate_pooled(&dirs, &[Method::Hms], AnalysisSettings::default()).unwrap();
+        let one = &evals[0].scores;
+        assert_eq!((pooled[0].scores.ad.hits, pooled[0].scores.ad.n), (2, 2));
+        assert!((pooled[0].scores.fault_free_hours - 2.0 * one.fault_free_hours).abs() < 1e-9);
+        assert!(copy.path().join("anomalies-hms.jsonl").exists());
     }
 }

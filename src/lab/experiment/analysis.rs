@@ -6,16 +6,18 @@
 //!
 //! - **limited** hosts (even numbers): a budget of [`LIMITED_BUDGET`] CPUs that one container's
 //!   own limit ([`CONTAINER_CPUS`]) cannot fill, so a fault inside a container stays its own —
-//!   `cpu_hog`, `memory_leak`, `cpu_starve`, `dependency_slow`, `load_surge`;
+//!   `cpu_hog`, `cpu_starve`, `dependency_slow`, `load_surge`;
 //! - **shared** hosts (odd numbers): a budget of [`SHARED_BUDGET`] CPUs and containers with no
 //!   CPU limit of their own, so a sibling or the host can starve them — `sibling_hog`,
 //!   `node_hog`, `memory_leak`.
 //!
-//! The first two containers of a shared host depend on those of the limited host before it
+//! Each container of a shared host depends on the one of the limited host before it
 //! (`hms.depends_on` and the service image's `DEPENDS`), across hosts. `hms load` drives every
 //! service with a periodic rate between [`LOW_RATE`] and [`HIGH_RATE`] requests a second. After
-//! a fault-free warm-up the antagonists attack for `--duration` seconds; a fault-free tail lets
-//! the last episodes end. Both methods are then replayed on the recording and scored against
+//! a fault-free warm-up the antagonists attack for `--duration` seconds, one simulated host at
+//! a time in rounds of [`ROUND_SECS`] (they share the machine's cores: a hog on one would slow
+//! the others for real, a cross-talk no fleet of real hosts has); a fault-free tail lets the
+//! last episodes end. Both methods are then replayed on the recording and scored against
 //! the verified ground truth (`lab::analyze`), into `OUT/analysis.md`.
 //!
 //! Everything created — containers, the image tag, the budgets — is removed at the end, on
@@ -62,10 +64,17 @@ const FAULT_SECS: f64 = 12.0;
 const QUIET_SECS: f64 = 13.0;
 /// Seconds of attacks in `--short` mode (CI: structure, not scores).
 pub const SHORT_ATTACK_SECS: f64 = 30.0;
+/// Mean seconds one simulated host is attacked before the next one's turn (a host's round is
+/// in proportion to its number of kinds).
+const ROUND_SECS: f64 = 120.0;
+/// Shortest fault (s): shorter ones are over before a confirmation over periods sees them and
+/// are not scored (`analysis::score::MIN_EPISODE`).
+const MIN_FAULT_SECS: f64 = 8.0;
 
-/// Kinds of a limited and a shared host.
-const LIMITED_KINDS: [FaultKind; 5] =
-    [FaultKind::CpuHog, FaultKind::MemoryLeak, FaultKind::CpuStarve, FaultKind::DependencySlow, FaultKind::LoadSurge];
+/// Kinds of a limited and a shared host (each kind on one kind of host only, so that rounds
+/// of a length in proportion to their count give every kind about as many episodes).
+const LIMITED_KINDS: [FaultKind; 4] =
+    [FaultKind::CpuHog, FaultKind::CpuStarve, FaultKind::DependencySlow, FaultKind::LoadSurge];
 /// (no `load_surge` on a shared host: its users would starve the siblings, a sibling fault for
 /// them that the ground truth, which names only the surged container, does not record)
 const SHARED_KINDS: [FaultKind; 3] = [FaultKind::SiblingHog, FaultKind::NodeHog, FaultKind::MemoryLeak];
@@ -199,8 +208,8 @@ fn create_fleet(setup: &mut Setup, opts: &ExperimentOpts, run_id: &str) -> anyho
             if limited {
                 args.extend(["--cpus", CONTAINER_CPUS]);
             }
-            // the first two services of a shared host call those of the limited host before it
-            let dependency = (!limited && i < 2).then(|| hosts[h - 1].1.get(i)).flatten();
+            // each service of a shared host calls the one of the limited host before it
+            let dependency = (!limited).then(|| hosts[h - 1].1.get(i)).flatten();
             let (dep_label, dep_env);
             if let Some(d) = dependency {
                 dep_label = format!("hms.depends_on={}", d.name);
@@ -282,26 +291,38 @@ async fn drive(
     spec.validate().map_err(anyhow::Error::msg)?;
     let load = generator::spawn(spec, |_| {})?;
     tokio::time::sleep(warm_up).await;
-    // one attack at a time per host (`exclusive`), one about every 25 s: each container
-    // attempts every (containers × (fault + quiet)) seconds on average
-    let frequency = opts.containers as f64 * (FAULT_SECS + QUIET_SECS);
+    // one simulated host attacked at a time, in rounds: they share the machine's two cores, so
+    // a hog on one would slow the others for real (cross-talk no real fleet has); within a
+    // round one attack at a time (`exclusive`) and the next one queued: each container
+    // attempts every (containers × (fault + quiet) / 2) seconds on average
+    let frequency = opts.containers as f64 * (FAULT_SECS + QUIET_SECS) / 2.0;
     let names: Vec<String> = hosts.iter().map(|(h, _)| h.clone()).collect();
-    for (i, host) in names.iter().enumerate() {
+    let mut left = attack;
+    for (round, host) in (0u64..).zip(names.iter().enumerate().cycle()) {
+        if left <= 0.0 {
+            break;
+        }
+        let (i, host) = host;
         let kinds = if i % 2 == 0 { LIMITED_KINDS.to_vec() } else { SHARED_KINDS.to_vec() };
+        let mean_kinds = (LIMITED_KINDS.len() + SHARED_KINDS.len()) as f64 / 2.0;
+        let secs = left.min(ROUND_SECS * kinds.len() as f64 / mean_kinds);
+        left -= secs;
         let patch = ConfigPatch {
             heavy: Some(100.0),
             frequency: Some(frequency),
             duration: Some(FAULT_SECS),
-            seed: Some(opts.seed.wrapping_mul(1000).wrapping_add(i as u64)),
-            run_time: Some(attack),
+            seed: Some(opts.seed.wrapping_mul(1000).wrapping_add(round)),
+            run_time: Some(secs),
             kinds: Some(kinds),
             exclusive: Some(true),
+            min_duration: Some(MIN_FAULT_SECS),
             ..ConfigPatch::default()
         };
         super::control::start_with(controller, host, patch).await?;
+        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+        // undoes an attack still in progress
+        super::control::stop_antagonists(controller, std::slice::from_ref(host)).await?;
     }
-    tokio::time::sleep(Duration::from_secs_f64(attack)).await;
-    super::control::stop_antagonists(controller, &names).await?;
     tokio::time::sleep(tail).await;
     load.stop();
     let _summary = load.finished().await;
