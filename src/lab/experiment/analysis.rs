@@ -299,7 +299,8 @@ async fn drive(
     let names: Vec<String> = hosts.iter().map(|(h, _)| h.clone()).collect();
     let mut left = attack;
     for (round, host) in (0u64..).zip(names.iter().enumerate().cycle()) {
-        if left <= 0.0 {
+        // not `<= 0.0`: the rounds' float subtraction leaves residues like 5e-13 s
+        if left < 1.0 {
             break;
         }
         let (i, host) = host;
